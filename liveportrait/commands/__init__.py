@@ -1,0 +1,1 @@
+"""One module per ``liveportrait`` subcommand (see ``liveportrait.cli``)."""

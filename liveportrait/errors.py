@@ -1,0 +1,35 @@
+"""Errors a user can act on.
+
+Everything the command line reports without a traceback derives from ``LivePortraitError``;
+its ``exit_code`` becomes the process exit status.
+"""
+
+
+class LivePortraitError(Exception):
+    """Base class: a message meant for the user, and the exit code that goes with it."""
+
+    exit_code = 1
+
+
+class InputError(LivePortraitError):
+    """A file the user gave is missing, unreadable, empty or of the wrong kind."""
+
+    exit_code = 2
+
+
+class NoFaceError(InputError):
+    """No usable human face was found where one is needed."""
+
+    exit_code = 3
+
+
+class WeightsError(LivePortraitError):
+    """Checkpoints are missing, incomplete or do not match the networks."""
+
+    exit_code = 4
+
+
+class UnsafeFileError(InputError):
+    """A file would execute code or smuggle objects when loaded (a hostile pickle)."""
+
+    exit_code = 5
