@@ -1,0 +1,1 @@
+"""Pure keypoint math: rotations, transforms, motion composition, filters, editing controls."""

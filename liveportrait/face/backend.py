@@ -1,0 +1,347 @@
+"""Face detection and landmarks behind one small interface.
+
+The rest of ``liveportrait.face`` only needs two things from a backend: boxes for every face in a
+picture, and a dense landmark set for one face.  ``FaceBackend`` is that contract; the shipped
+implementation, ``MediaPipeBackend``, uses the models that the mediapipe 0.10.21 wheel carries
+(BlazeFace short- and full-range detectors, the 478-point attention face mesh), so nothing is
+downloaded at run time.
+
+Coordinates are pixels with OpenCV's convention (the centre of the top-left pixel is (0, 0)).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import os
+import sys
+import types
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import InputError, LivePortraitError
+
+MEDIAPIPE_VERSION = "0.10.21"
+INSTALL_HINT = (
+    f'pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} "protobuf>=4.25.3,<5"'
+)
+
+# mesh points the mediapipe graphs use to orient a face ROI (outer eye corners)
+_ROI_EYE_RIGHT, _ROI_EYE_LEFT = 33, 263
+# the landmark model's input covers 1.5x the face box, as in mediapipe's own graphs
+ROI_SCALE = 1.5
+
+
+@dataclass
+class Face:
+    """One face in one picture.
+
+    ``box`` is (x0, y0, x1, y1) in pixels.  ``keypoints`` are the detector's six points (eyes, nose
+    tip, mouth centre, ear tragions) when a detector produced the face; ``landmarks`` the dense
+    (N, 3) mesh once computed.  ``presence`` is the landmark model's face logit (> 0: a face).
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    presence: float | None = None
+    source: str = ""
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.box
+        return float(max(x1 - x0, 0.0) * max(y1 - y0, 0.0))
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2])
+
+
+@runtime_checkable
+class FaceBackend(Protocol):
+    """What the cropper needs from a detector + landmark model."""
+
+    #: number of points ``landmarks`` returns; the cropper picks its anchor points by this
+    num_landmarks: int
+
+    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+        """Every human face in the picture, best first, without landmarks."""
+        ...
+
+    def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        """Dense landmarks (N, 2 or 3) for ``face``, or None when the model sees no face there.
+
+        The region is taken from ``face.landmarks`` when present (tracking from the previous
+        frame), else from the detector keypoints, else from the box.
+        """
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# pure helpers (also used by other backends and the tracker)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def landmarks_box(pts: np.ndarray) -> np.ndarray:
+    """Axis-aligned (x0, y0, x1, y1) box around landmarks."""
+    p = np.asarray(pts)[:, :2]
+    return np.concatenate([p.min(0), p.max(0)]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rotated square region in pixels: the landmark model's field of view."""
+
+    center: tuple[float, float]
+    size: float
+    rotation: float  # radians, clockwise in image coordinates (y down)
+
+
+def roi_from_points(box: np.ndarray, eye_a: np.ndarray, eye_b: np.ndarray,
+                    scale: float = ROI_SCALE) -> Roi:
+    """Square ROI around ``box``, turned so that the eye line ``eye_a -> eye_b`` is horizontal.
+
+    Mirrors mediapipe's DetectionsToRects + RectTransformation(scale 1.5, square_long), which the
+    mesh model was trained with.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    d = np.asarray(eye_b, np.float64) - np.asarray(eye_a, np.float64)
+    rotation = math.atan2(d[1], d[0])
+    size = max(x1 - x0, y1 - y0) * scale
+    return Roi(((x0 + x1) / 2, (y0 + y1) / 2), size, rotation)
+
+
+def roi_for_face(face: Face) -> Roi:
+    """The landmark ROI for a face: from its landmarks if tracked, else its detection."""
+    if face.landmarks is not None and len(face.landmarks) > _ROI_EYE_LEFT:
+        lm = face.landmarks
+        return roi_from_points(landmarks_box(lm), lm[_ROI_EYE_RIGHT, :2], lm[_ROI_EYE_LEFT, :2])
+    if face.keypoints is not None:
+        return roi_from_points(face.box, face.keypoints[0], face.keypoints[1])
+    return roi_from_points(face.box, (0.0, 0.0), (1.0, 0.0))
+
+
+def merge_detections(faces: list[Face], iou_threshold: float = 0.3) -> list[Face]:
+    """Greedy non-maximum suppression over faces from several detectors (first wins ties)."""
+    kept: list[Face] = []
+    for f in faces:
+        if all(box_iou(f.box, k.box) <= iou_threshold for k in kept):
+            kept.append(f)
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# mediapipe
+
+
+def _import_mediapipe() -> types.SimpleNamespace:
+    """Import the parts of mediapipe we use without running its package ``__init__``.
+
+    ``import mediapipe`` imports every solution and the Tasks API, which pull matplotlib, jax,
+    sounddevice and more.  The graphs we run need only the compiled framework and protobuf, so the
+    three package modules on the way are registered as bare packages (unless mediapipe was already
+    imported in full, which is then reused as is).
+    """
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise LivePortraitError(
+            f"face detection needs mediapipe {MEDIAPIPE_VERSION}, which is not installed: {INSTALL_HINT}"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for name, sub in (("mediapipe", ""), ("mediapipe.python", "python"),
+                      ("mediapipe.python.solutions", "python/solutions")):
+        if name not in sys.modules:
+            mod = types.ModuleType(name)
+            mod.__path__ = [str(root / sub) if sub else str(root)]
+            mod.__file__ = None
+            sys.modules[name] = mod
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    try:
+        solution_base = importlib.import_module("mediapipe.python.solution_base")
+        # imported for their protobuf option extensions, which the graph configs below carry
+        face_mesh = importlib.import_module("mediapipe.python.solutions.face_mesh")
+        face_detection = importlib.import_module("mediapipe.python.solutions.face_detection")
+        calculator_pb2 = importlib.import_module("mediapipe.framework.calculator_pb2")
+        rect_pb2 = importlib.import_module("mediapipe.framework.formats.rect_pb2")
+        vgc = importlib.import_module("mediapipe.python._framework_bindings.validated_graph_config")
+    except ImportError as exc:  # protobuf missing or of the wrong major version, broken wheel
+        raise LivePortraitError(
+            f"mediapipe could not be loaded ({exc}); it needs protobuf<5 and numpy<2: {INSTALL_HINT}"
+        ) from exc
+    return types.SimpleNamespace(
+        root=root, SolutionBase=solution_base.SolutionBase, face_mesh=face_mesh,
+        face_detection=face_detection, calculator_pb2=calculator_pb2, rect_pb2=rect_pb2, vgc=vgc,
+    )
+
+
+_LANDMARK_PREFIX = "facelandmarkcpu__"
+_PRESENCE_STREAM = "facelandmarkcpu__face_presence_score"
+
+
+def _landmark_graph(mp: types.SimpleNamespace):
+    """The face-mesh model alone, fed with our own ROI, also returning its face-presence logit.
+
+    The wheel only ships the combined detect+mesh graph; we expand it and keep the landmark
+    subgraph's nodes, so the ROI (from a detection, or from the previous frame when tracking) is ours.
+    """
+    path = mp.root / "modules" / "face_landmark" / "face_landmark_front_cpu.binarypb"
+    validated = mp.vgc.ValidatedGraphConfig()
+    validated.initialize(binary_graph_path=str(path))
+    full = mp.calculator_pb2.CalculatorGraphConfig()
+    full.ParseFromString(validated.binary_config)
+    rename = {"landmarks_loop_image": "image", "face_rect": "roi"}
+    graph = mp.calculator_pb2.CalculatorGraphConfig()
+    for node in full.node:
+        if not node.name.startswith(_LANDMARK_PREFIX):
+            continue
+        new = graph.node.add()
+        new.CopyFrom(node)
+        for i, stream in enumerate(new.input_stream):
+            tag, sep, name = stream.rpartition(":")
+            if name in rename:
+                new.input_stream[i] = f"{tag}{sep}{rename[name]}"
+    produced = {s.rpartition(":")[2] for n in graph.node for s in n.output_stream}
+    if "face_landmarks" not in produced or _PRESENCE_STREAM not in produced:
+        raise LivePortraitError(
+            f"unexpected mediapipe graph layout; this code was written for mediapipe {MEDIAPIPE_VERSION}"
+        )
+    graph.input_stream.extend(["image", "roi"])
+    graph.input_side_packet.append("with_attention")
+    graph.output_stream.extend(["face_landmarks", _PRESENCE_STREAM])
+    return mp.SolutionBase(
+        graph_config=graph,
+        side_inputs={"with_attention": True},
+        outputs=["face_landmarks", _PRESENCE_STREAM],
+        # never gate: we read the presence logit ourselves
+        calculator_params={f"{_LANDMARK_PREFIX}ThresholdingCalculator.threshold": -1e9},
+    )
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError("expected an RGB picture as a HxWx3 uint8 array")
+    return np.ascontiguousarray(image)
+
+
+class MediaPipeBackend:
+    """BlazeFace detectors + the 478-point attention mesh from the mediapipe 0.10.21 wheel.
+
+    Detection runs both detectors and merges them: the full-range model finds small and distant
+    faces, the short-range one is surer of close-ups.  A face is accepted when the full-range score
+    reaches ``full_range_min`` or the short-range score reaches ``short_range_min``; the short-range
+    bar is high because that model also fires on animal faces (a dog scores about 0.7), which the
+    full-range model rejects.  Models are loaded on first use and reused.
+    """
+
+    num_landmarks = 478
+
+    def __init__(self, max_faces: int = 0, full_range_min: float = 0.5,
+                 short_range_min: float = 0.85, presence_min: float = 0.0):
+        self.max_faces = max_faces
+        self.full_range_min = full_range_min
+        self.short_range_min = short_range_min
+        self.presence_min = presence_min
+        self._mp = None
+        self._detectors: dict[int, object] = {}
+        self._mesh = None
+
+    # lazy model loading -----------------------------------------------------------------
+    def _module(self):
+        if self._mp is None:
+            self._mp = _import_mediapipe()
+        return self._mp
+
+    def _detector(self, model: int):
+        if model not in self._detectors:
+            mp = self._module()
+            floor = min(self.full_range_min, self.short_range_min)
+            self._detectors[model] = mp.face_detection.FaceDetection(
+                min_detection_confidence=floor, model_selection=model)
+        return self._detectors[model]
+
+    def _landmarker(self):
+        if self._mesh is None:
+            self._mesh = _landmark_graph(self._module())
+        return self._mesh
+
+    def warm_up(self) -> None:
+        """Load every model now (the first call otherwise pays for it)."""
+        blank = np.zeros((256, 256, 3), np.uint8)
+        self._detector(0).process(blank)
+        self._detector(1).process(blank)
+        self.landmarks(blank, Face(np.array([64.0, 64.0, 192.0, 192.0]), 1.0))
+
+    # detection --------------------------------------------------------------------------
+    def _run_detector(self, image: np.ndarray, model: int, min_score: float) -> list[Face]:
+        h, w = image.shape[:2]
+        result = self._detector(model).process(image)
+        faces = []
+        for det in result.detections or []:
+            score = float(det.score[0])
+            if score < min_score:
+                continue
+            bb = det.location_data.relative_bounding_box
+            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w,
+                            (bb.ymin + bb.height) * h]) - 0.5
+            kps = np.array([[k.x * w, k.y * h] for k in det.location_data.relative_keypoints]) - 0.5
+            faces.append(Face(box=box, score=score, keypoints=kps,
+                              source="full" if model == 1 else "short"))
+        return faces
+
+    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+        """Every accepted face, highest score first (full-range faces win overlaps)."""
+        image = _as_rgb(image_rgb)
+        faces = self._run_detector(image, 1, self.full_range_min)
+        faces += self._run_detector(image, 0, self.short_range_min)
+        faces = merge_detections(faces)
+        faces.sort(key=lambda f: -f.score)
+        if self.max_faces:
+            faces = faces[: self.max_faces]
+        return faces
+
+    # landmarks --------------------------------------------------------------------------
+    def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray | None:
+        """(478, 3) pixel landmarks (z in pixels too, relative depth), or None if no face there."""
+        out = self.landmarks_with_presence(image_rgb, face)
+        return None if out is None else out[0]
+
+    def landmarks_with_presence(self, image_rgb: np.ndarray, face: Face):
+        """``(landmarks, presence logit)``, or None when the presence is below ``presence_min``."""
+        image = _as_rgb(image_rgb)
+        h, w = image.shape[:2]
+        roi = roi_for_face(face)
+        if not (roi.size > 2 and math.isfinite(roi.size)):
+            return None
+        mp = self._module()
+        rect = mp.rect_pb2.NormalizedRect(
+            x_center=(roi.center[0] + 0.5) / w, y_center=(roi.center[1] + 0.5) / h,
+            width=roi.size / w, height=roi.size / h, rotation=roi.rotation)
+        out = self._landmarker().process({"image": image, "roi": rect})
+        presence = getattr(out, _PRESENCE_STREAM)
+        if out.face_landmarks is None or presence is None or presence < self.presence_min:
+            return None
+        lm = np.array([(p.x * w - 0.5, p.y * h - 0.5, p.z * w) for p in out.face_landmarks.landmark],
+                      np.float32)
+        return lm, float(presence)
+
+    def detect_with_landmarks(self, image_rgb: np.ndarray) -> list[Face]:
+        """``detect`` then ``landmarks`` for each face; faces the mesh rejects are dropped."""
+        faces = []
+        for f in self.detect(image_rgb):
+            out = self.landmarks_with_presence(image_rgb, f)
+            if out is not None:
+                faces.append(replace(f, landmarks=out[0], presence=out[1]))
+        return faces

@@ -1,0 +1,127 @@
+"""File helpers shared by the media modules: input checks, atomic outputs, exact frame rates.
+
+Outputs are written to a hidden temporary file beside the target and renamed into place only when
+complete, so a crash, an exception or Ctrl-C never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+
+PathLike = str | os.PathLike
+
+# rates like 29.97 are stored as floats by many tools; snap them back to the NTSC fractions
+_NTSC_BASES = (24, 30, 48, 60, 120, 240)
+
+
+def check_input_file(path: PathLike, what: str) -> Path:
+    """Return ``path`` as a Path, or raise InputError when it is missing, a folder or empty."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise InputError(f"{p}: expected a {what} file, got a folder")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read {what} ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise InputError(f"{p}: {what} file is empty (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: {what} is not readable (permission denied)")
+    return p
+
+
+def read_head(path: PathLike, n: int = 64) -> bytes:
+    """First ``n`` bytes of a file, or b"" when it cannot be read (used for cheap sniffing)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def as_fps(value: Fraction | float | int | str) -> Fraction:
+    """An exact positive frame rate; floats near 29.97-style rates become 30000/1001 and so on."""
+    if isinstance(value, Fraction):
+        fps = value
+    elif isinstance(value, int):
+        fps = Fraction(value)
+    else:
+        f = float(value)
+        if not math.isfinite(f):
+            raise ValueError(f"frame rate must be finite, got {value!r}")
+        fps = _snap_float_fps(f)
+    if fps <= 0:
+        raise ValueError(f"frame rate must be positive, got {value!r}")
+    return fps
+
+
+def _snap_float_fps(f: float) -> Fraction:
+    for base in _NTSC_BASES:
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(f - float(ntsc)) < 5e-4:
+            return ntsc
+    return Fraction(f).limit_denominator(1001)
+
+
+def _default_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` would give (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def temp_path_beside(final: Path, suffix: str = "") -> Path:
+    """Reserve a hidden, unique file name in the target's folder (same filesystem, so rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Give the finished temp file normal permissions and move it over the target in one step."""
+    os.chmod(tmp, _default_mode())
+    os.replace(tmp, final)
+
+
+def discard(tmp: Path | None) -> None:
+    """Remove a temp file or folder, ignoring one that is already gone."""
+    if tmp is None:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink()
+
+
+def prepare_output(path: PathLike) -> Path:
+    """Absolute output path whose parent folder exists (created if needed)."""
+    final = Path(path).expanduser().absolute()
+    if final.is_dir():
+        raise InputError(f"{final}: output path is an existing folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces ``path``, on error it is deleted."""
+    final = prepare_output(path)
+    tmp = temp_path_beside(final, suffix)
+    try:
+        yield tmp
+        commit(tmp, final)
+    except BaseException:
+        discard(tmp)
+        raise

@@ -1,0 +1,291 @@
+"""Finding, reading, checking and converting the released checkpoints.
+
+Released layout (the Hugging Face repository KwaiVGI/LivePortrait)::
+
+    liveportrait/base_models/{appearance_feature_extractor,motion_extractor,warping_module,spade_generator}.pth
+    liveportrait/retargeting_models/stitching_retargeting_module.pth   (sub-dicts retarget_shoulder,
+                                                                        retarget_mouth, retarget_eye; keys
+                                                                        prefixed 'module.')
+    liveportrait_animals/base_models_v1.1/*.pth                         (animal F, M, W, G; S is the human one)
+
+Every file is read without executing pickled code (``weights_only=True``) or from safetensors, which
+``convert_to_safetensors`` writes beside the same layout (``.safetensors`` instead of ``.pth``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import UnsafeFileError, WeightsError
+
+HUB_REPO_ID = "KwaiVGI/LivePortrait"
+ENV_WEIGHTS = "LIVEPORTRAIT_WEIGHTS"
+ENV_CACHE = "LIVEPORTRAIT_CACHE"
+
+BASE_MODULES = ("appearance_feature_extractor", "motion_extractor", "warping_module", "spade_generator")
+STITCHING_MODULE = "stitching_retargeting_module"
+MODULES = (*BASE_MODULES, STITCHING_MODULE)
+# released sub-dict name -> attribute of StitchingRetargeting
+S_SUBDICTS = {"retarget_shoulder": "stitching", "retarget_mouth": "lip", "retarget_eye": "eye"}
+EXTENSIONS = (".safetensors", ".pth")
+ANIMAL_VERSION = "_v1.1"
+
+
+@dataclass(frozen=True)
+class WeightsLayout:
+    """Where each module's file lies (without extension) for one weights folder."""
+
+    base_dir: Path
+    retargeting_dir: Path
+
+    def stem(self, module: str) -> Path:
+        folder = self.retargeting_dir if module == STITCHING_MODULE else self.base_dir
+        return folder / module
+
+    def file(self, module: str) -> Path | None:
+        """The existing file for ``module``, safetensors preferred; None when absent."""
+        for ext in EXTENSIONS:
+            p = self.stem(module).with_suffix(ext)
+            if p.is_file():
+                return p
+        return None
+
+    def missing(self) -> list[Path]:
+        return [self.stem(m).with_suffix(".pth") for m in MODULES if self.file(m) is None]
+
+
+def resolve_layout(root: str | os.PathLike, animal: bool = False) -> WeightsLayout:
+    """Accepts the hub root (``pretrained_weights/``), its ``liveportrait/`` folder, or a folder that
+    directly holds ``base_models/``. For animals, F/M/W/G come from ``base_models_v1.1``."""
+    root = Path(root).expanduser()
+    human_candidates = [root, root / "liveportrait", root.parent / "liveportrait"]
+    human = next((c for c in human_candidates if (c / "retargeting_models").is_dir() or (c / "base_models").is_dir()),
+                 root / "liveportrait" if (root / "liveportrait").exists() else root)
+    if not animal:
+        return WeightsLayout(human / "base_models", human / "retargeting_models")
+    base_name = f"base_models{ANIMAL_VERSION}"
+    animal_candidates = [root, root / "liveportrait_animals"]
+    animal_dir = next((c for c in animal_candidates if (c / base_name).is_dir()), root / "liveportrait_animals")
+    return WeightsLayout(animal_dir / base_name, human / "retargeting_models")
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "liveportrait" / HUB_REPO_ID.replace("/", "--")
+
+
+def weights_search_path(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """Where weights are looked for, in order: ``--weights``, the environment, the user cache."""
+    out = []
+    if explicit:
+        out.append(("--weights", Path(explicit).expanduser()))
+    if os.environ.get(ENV_WEIGHTS):
+        out.append((f"${ENV_WEIGHTS}", Path(os.environ[ENV_WEIGHTS]).expanduser()))
+    out.append(("cache", default_cache_dir()))
+    return out
+
+
+def missing_weights_message(where: Path, missing: list[Path], animal: bool = False) -> str:
+    rel = [str(p.relative_to(where)) if p.is_relative_to(where) else str(p) for p in missing]
+    files = ", ".join(rel)
+    return (
+        f"LivePortrait weights not found in {where} (missing: {files}). "
+        f"Run `liveportrait download{' --animal' if animal else ''}` on a machine with internet access, or fetch "
+        f"the folder 'liveportrait/'{' and liveportrait_animals/' if animal else ''} of the Hugging Face repository "
+        f"{HUB_REPO_ID} (https://huggingface.co/{HUB_REPO_ID}) and put it in {where}, "
+        f"or pass --weights DIR / set {ENV_WEIGHTS}."
+    )
+
+
+def locate_weights(explicit: str | os.PathLike | None = None, animal: bool = False) -> WeightsLayout:
+    """The first complete weights folder of the search path; a ``WeightsError`` that says what to fetch otherwise.
+
+    An explicitly given folder (flag or environment) must be complete: falling through to the cache
+    would hide the user's mistake.
+    """
+    for origin, root in weights_search_path(explicit):
+        layout = resolve_layout(root, animal)
+        missing = layout.missing()
+        if not missing:
+            return layout
+        if origin != "cache":
+            raise WeightsError(missing_weights_message(root, missing, animal))
+    cache = default_cache_dir()
+    raise WeightsError(missing_weights_message(cache, resolve_layout(cache, animal).missing(), animal))
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+
+
+def _torch_load(path: Path):
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:  # legacy (non-zip) serialisation cannot be memory-mapped
+            if "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeFileError(
+            f"{path}: refused to load: the file holds Python objects other than tensors and could run code "
+            f"({str(exc).splitlines()[0][:200]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _as_tensor_dict(obj, path: Path, what: str) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected {what} to be a mapping of names to tensors")
+    return dict(obj)
+
+
+def read_state_dict(path: str | os.PathLike, module: str) -> dict[str, torch.Tensor]:
+    """One module's state dict in this project's key names.
+
+    For the stitching file, the three released sub-dicts are flattened to ``stitching.*``, ``lip.*`` and
+    ``eye.*`` and every ``module.`` (from DataParallel) is removed, as the reference does.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return _safetensors_load(path)
+    obj = _torch_load(path)
+    if module != STITCHING_MODULE:
+        return _as_tensor_dict(obj, path, "the checkpoint")
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: expected a dict with {', '.join(S_SUBDICTS)}")
+    out = {}
+    for released, ours in S_SUBDICTS.items():
+        if released not in obj:
+            raise WeightsError(f"{path}: missing sub-dict '{released}' (the {ours} network)")
+        for k, v in _as_tensor_dict(obj[released], path, f"'{released}'").items():
+            out[f"{ours}.{k.replace('module.', '')}"] = v
+    return out
+
+
+def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict comparison of names and shapes, naming every offending tensor."""
+    expected = module.state_dict()
+    problems = []
+    for k, v in expected.items():
+        if k not in state:
+            problems.append(f"missing tensor '{k}' {tuple(v.shape)}")
+        elif tuple(state[k].shape) != tuple(v.shape):
+            problems.append(f"tensor '{k}' has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+    problems += [f"unexpected tensor '{k}'" for k in state if k not in expected]
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise WeightsError(f"{source}: does not match the network: {shown}")
+
+
+def load_module(module: nn.Module, path: str | os.PathLike, name: str) -> nn.Module:
+    state = read_state_dict(path, name)
+    check_state_dict(module, state, str(path))
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing and conversion
+
+
+def released_state(module: str, state: dict[str, torch.Tensor]) -> dict:
+    """Our key names -> what the released file holds (S: three sub-dicts with 'module.' prefixes)."""
+    if module != STITCHING_MODULE:
+        return state
+    out: dict[str, dict] = {}
+    for released, ours in S_SUBDICTS.items():
+        prefix = f"{ours}."
+        out[released] = {f"module.{k[len(prefix):]}": v for k, v in state.items() if k.startswith(prefix)}
+    return out
+
+
+def save_released(networks: nn.Module, out_root: str | os.PathLike, base_name: str = "base_models") -> WeightsLayout:
+    """Write ``networks`` (anything with the five module attributes) as released-format ``.pth`` files,
+    so that checkpoints trained here load anywhere the released ones do."""
+    out_root = Path(out_root)
+    layout = WeightsLayout(out_root / base_name, out_root / "retargeting_models")
+    for module in MODULES:
+        state = {k: v.detach().cpu().clone() for k, v in getattr(networks, module).state_dict().items()}
+        dst = layout.stem(module).with_suffix(".pth")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".partial")
+        torch.save(released_state(module, state), tmp)
+        os.replace(tmp, dst)
+    return layout
+
+
+def convert_to_safetensors(layout: WeightsLayout, out_root: str | os.PathLike) -> list[Path]:
+    """Write every module of ``layout`` as safetensors under ``out_root`` in the same folder layout."""
+    from safetensors.torch import save_file
+
+    out_root = Path(out_root)
+    written = []
+    for module in MODULES:
+        src = layout.file(module)
+        if src is None:
+            raise WeightsError(f"cannot convert: {layout.stem(module)}.pth is missing")
+        state = {k: v.detach().contiguous().clone() for k, v in read_state_dict(src, module).items()}
+        sub = "retargeting_models" if module == STITCHING_MODULE else layout.base_dir.name
+        dst = out_root / sub / f"{module}.safetensors"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".partial")
+        save_file(state, str(tmp), metadata={"format": "pt", "source": src.name})
+        os.replace(tmp, dst)
+        written.append(dst)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------------
+# download
+
+
+def hub_patterns(animal: bool = False) -> list[str]:
+    pats = [f"liveportrait/base_models/{m}.pth" for m in BASE_MODULES]
+    pats.append(f"liveportrait/retargeting_models/{STITCHING_MODULE}.pth")
+    if animal:
+        pats += [f"liveportrait_animals/base_models{ANIMAL_VERSION}/{m}.pth" for m in BASE_MODULES]
+    return pats
+
+
+def download_weights(dest: str | os.PathLike | None = None, animal: bool = False) -> WeightsLayout:
+    """Fetch the released checkpoints into ``dest`` (the user cache by default) with progress bars."""
+    dest = Path(dest).expanduser() if dest else default_cache_dir()
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise WeightsError("huggingface_hub is not installed: pip install huggingface_hub") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot_download(repo_id=HUB_REPO_ID, allow_patterns=hub_patterns(animal), local_dir=str(dest))
+    except Exception as exc:  # the hub raises many types (offline, HTTP, DNS); all mean "could not fetch"
+        layout = resolve_layout(dest, animal)
+        raise WeightsError(
+            f"could not download from the Hugging Face Hub ({type(exc).__name__}). "
+            + missing_weights_message(dest, layout.missing() or [dest], animal)
+        ) from None
+    layout = resolve_layout(dest, animal)
+    if layout.missing():
+        raise WeightsError(missing_weights_message(dest, layout.missing(), animal))
+    return layout

@@ -1,0 +1,72 @@
+"""The five networks together, built from one ``ModelConfig``."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .appearance import AppearanceFeatureExtractor
+from .checkpoint import MODULES, WeightsLayout, load_module, locate_weights, resolve_layout
+from .config import ModelConfig
+from .generator import SPADEDecoder
+from .motion import MotionExtractor
+from .stitching import StitchingRetargeting
+from .warping import WarpingNetwork
+
+
+class LivePortraitNetworks(nn.Module):
+    """F, M, W, G and S; attribute names match the released checkpoint file names."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config or ModelConfig.released()
+        self.appearance_feature_extractor = AppearanceFeatureExtractor(self.config.appearance)
+        self.motion_extractor = MotionExtractor(self.config.motion)
+        self.warping_module = WarpingNetwork(self.config.warping)
+        self.spade_generator = SPADEDecoder(self.config.generator)
+        self.stitching_retargeting_module = StitchingRetargeting(self.config.stitching)
+        self.eval()
+
+    # short aliases used by the pipeline
+    @property
+    def F(self) -> AppearanceFeatureExtractor:
+        return self.appearance_feature_extractor
+
+    @property
+    def M(self) -> MotionExtractor:
+        return self.motion_extractor
+
+    @property
+    def W(self) -> WarpingNetwork:
+        return self.warping_module
+
+    @property
+    def G(self) -> SPADEDecoder:
+        return self.spade_generator
+
+    @property
+    def S(self) -> StitchingRetargeting:
+        return self.stitching_retargeting_module
+
+    def load_layout(self, layout: WeightsLayout) -> "LivePortraitNetworks":
+        for name in MODULES:
+            path = layout.file(name)
+            if path is None:
+                raise FileNotFoundError(layout.stem(name))
+            load_module(getattr(self, name), path, name)
+        return self.eval()
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, config: ModelConfig | None = None,
+                        animal: bool = False, locate: bool = True) -> "LivePortraitNetworks":
+        """Load from a weights folder (released layout, .pth or .safetensors).
+
+        With ``locate`` the folder is searched as the CLI does (``weights``, then $LIVEPORTRAIT_WEIGHTS,
+        then the user cache); otherwise ``weights`` is taken as is.
+        """
+        layout = locate_weights(weights, animal) if locate else resolve_layout(weights, animal)
+        with torch.device("cpu"):
+            nets = cls(config)
+        return nets.load_layout(layout)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install liveportrait into ./.venv (or into the virtual environment that is already active).
+#
+#   bash scripts/install.sh          # the tool
+#   bash scripts/install.sh dev      # the tool and what the tests need
+#
+# PyTorch comes first so that pip does not pick a build for us: LIVEPORTRAIT_TORCH names the
+# requirement (default torch==2.13.0) and LIVEPORTRAIT_TORCH_INDEX an index to take it from, e.g.
+# https://download.pytorch.org/whl/cpu for the small CPU-only build, or .../whl/cu128 for CUDA 12.8.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=${1:-}
+
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+pip_q() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+
+if ! python -c "import torch" 2>/dev/null; then
+  torch_spec=${LIVEPORTRAIT_TORCH:-torch==2.13.0}
+  if [ -n "${LIVEPORTRAIT_TORCH_INDEX:-}" ]; then
+    pip_q "$torch_spec" --index-url "$LIVEPORTRAIT_TORCH_INDEX"
+  else
+    pip_q "$torch_spec"
+  fi
+fi
+
+if [ "$extras" = dev ]; then pip_q -e ".[dev]"; else pip_q -e .; fi
+echo "liveportrait installed in ${VIRTUAL_ENV}: run ${VIRTUAL_ENV}/bin/liveportrait --help"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install liveportrait with its test dependencies into ./.venv, then run the whole test suite.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k conformance`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh dev
+# shellcheck disable=SC1091
+[ -n "${VIRTUAL_ENV:-}" ] || . .venv/bin/activate
+# pytest exits 5 when it collects nothing: that fails this script too.
+exec python -m pytest "$@"

@@ -1,0 +1,196 @@
+"""Loading the released layout strictly and safely, converting it, and finding it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from liveportrait.errors import UnsafeFileError, WeightsError
+from liveportrait.networks import LivePortraitNetworks, ModelConfig
+from liveportrait.networks.checkpoint import (
+    ENV_CACHE,
+    ENV_WEIGHTS,
+    MODULES,
+    convert_to_safetensors,
+    download_weights,
+    locate_weights,
+    read_state_dict,
+    resolve_layout,
+)
+
+
+def tiny_from(path: Path) -> LivePortraitNetworks:
+    return LivePortraitNetworks.from_pretrained(path, ModelConfig.tiny(), locate=False)
+
+
+@pytest.fixture
+def tiny_copy(tiny_weights, tmp_path) -> Path:
+    dst = tmp_path / "weights"
+    shutil.copytree(tiny_weights, dst)
+    return dst
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_released_layout_round_trip(tiny_weights):
+    torch.manual_seed(0)
+    expected = LivePortraitNetworks(ModelConfig.tiny())
+    assert_same_weights(tiny_from(tiny_weights), expected)
+
+
+def test_stitching_file_has_released_structure(tiny_weights):
+    obj = torch.load(tiny_weights / "retargeting_models" / "stitching_retargeting_module.pth", weights_only=True)
+    assert set(obj) == {"retarget_shoulder", "retarget_mouth", "retarget_eye"}
+    assert all(k.startswith("module.mlp.") for k in obj["retarget_eye"])
+
+
+def _edit_checkpoint(path: Path, edit) -> None:
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("change", ["rename", "remove", "reshape"])
+def test_damaged_base_checkpoint_names_the_tensor(tiny_copy, change):
+    path = tiny_copy / "base_models" / "warping_module.pth"
+    key = "dense_motion_network.mask.weight"
+
+    def edit(state):
+        if change == "rename":
+            state["dense_motion_network.mask.weights"] = state.pop(key)
+        elif change == "remove":
+            del state[key]
+        else:
+            state[key] = state[key][:, :, :1]
+
+    _edit_checkpoint(path, edit)
+    with pytest.raises(WeightsError) as info:
+        tiny_from(tiny_copy)
+    msg = str(info.value)
+    assert "warping_module.pth" in msg and f"'{key}'" in msg
+    if change == "rename":
+        assert "unexpected tensor 'dense_motion_network.mask.weights'" in msg
+    if change == "reshape":
+        assert "has shape" in msg
+
+
+def test_damaged_stitching_checkpoint_names_the_tensor(tiny_copy):
+    path = tiny_copy / "retargeting_models" / "stitching_retargeting_module.pth"
+    _edit_checkpoint(path, lambda s: s["retarget_mouth"].pop("module.mlp.2.bias"))
+    with pytest.raises(WeightsError, match=r"missing tensor 'lip\.mlp\.2\.bias'"):
+        tiny_from(tiny_copy)
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_runs_code_is_refused(tiny_copy, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tiny_copy / "base_models" / "appearance_feature_extractor.pth"
+    state = torch.load(path, weights_only=True)
+    state["evil"] = _Payload(marker)
+    torch.save(state, path)
+    with pytest.raises(UnsafeFileError, match="refused"):
+        tiny_from(tiny_copy)
+    assert not marker.exists()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_copy):
+    path = tiny_copy / "base_models" / "spade_generator.pth"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="spade_generator.pth: not a readable checkpoint"):
+        tiny_from(tiny_copy)
+
+
+def test_safetensors_conversion_loads_identically(tiny_weights, tmp_path):
+    written = convert_to_safetensors(resolve_layout(tiny_weights), tmp_path / "st")
+    assert len(written) == len(MODULES) and all(p.suffix == ".safetensors" for p in written)
+    layout = resolve_layout(tmp_path / "st")
+    assert all(layout.file(m).suffix == ".safetensors" for m in MODULES)
+    assert_same_weights(tiny_from(tmp_path / "st"), tiny_from(tiny_weights))
+
+
+def test_convert_command(tiny_weights, tmp_path):
+    from liveportrait.cli import main
+
+    assert main(["convert", str(tiny_weights), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "retargeting_models" / "stitching_retargeting_module.safetensors").is_file()
+
+
+def test_hub_root_and_animal_layouts(tiny_weights, tmp_path):
+    root = tmp_path / "pretrained_weights"
+    shutil.copytree(tiny_weights, root / "liveportrait")
+    shutil.copytree(tiny_weights / "base_models", root / "liveportrait_animals" / "base_models_v1.1")
+    human = resolve_layout(root)
+    assert human.base_dir == root / "liveportrait" / "base_models" and not human.missing()
+    animal = resolve_layout(root, animal=True)
+    assert animal.base_dir == root / "liveportrait_animals" / "base_models_v1.1"
+    assert animal.retargeting_dir == root / "liveportrait" / "retargeting_models" and not animal.missing()
+    LivePortraitNetworks.from_pretrained(root, ModelConfig.tiny(), animal=True, locate=False)
+
+
+def test_search_order(tiny_weights, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(ENV_CACHE, str(cache))
+    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    with pytest.raises(WeightsError, match="liveportrait download"):
+        locate_weights()
+    shutil.copytree(tiny_weights, cache / "liveportrait")
+    assert locate_weights().base_dir == cache / "liveportrait" / "base_models"
+    env_dir = tmp_path / "env"
+    shutil.copytree(tiny_weights, env_dir)
+    monkeypatch.setenv(ENV_WEIGHTS, str(env_dir))
+    assert locate_weights().base_dir == env_dir / "base_models"
+    assert locate_weights(tiny_weights).base_dir == tiny_weights / "base_models"
+    # an explicit folder that is incomplete is an error, not a silent fall-back to the cache
+    with pytest.raises(WeightsError, match=str(tmp_path / "empty")):
+        locate_weights(tmp_path / "empty")
+
+
+def test_offline_download_says_what_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError) as info:
+        download_weights(tmp_path / "dl")
+    msg = str(info.value)
+    assert "KwaiVGI/LivePortrait" in msg and str(tmp_path / "dl") in msg
+    assert "base_models/motion_extractor.pth" in msg and "--weights" in msg
+
+
+def test_download_command_offline_exit_code(tmp_path, monkeypatch, capsys):
+    from liveportrait.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["download", "--dest", str(tmp_path / "dl")]) == WeightsError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download") and "Traceback" not in err
+
+
+def test_read_state_dict_strips_dataparallel_prefix(tiny_weights):
+    state = read_state_dict(tiny_weights / "retargeting_models" / "stitching_retargeting_module.pth",
+                            "stitching_retargeting_module")
+    assert {k.split(".")[0] for k in state} == {"stitching", "lip", "eye"}
+    assert not any("module." in k for k in state)
+
+
+@pytest.mark.slow
+def test_released_synthetic_weights_load(synthetic_weights):
+    nets = LivePortraitNetworks.from_pretrained(synthetic_weights, locate=False)
+    n_params = {name: sum(p.numel() for p in getattr(nets, name).parameters()) for name in MODULES}
+    # parameter counts of the released networks (spec section 1)
+    assert n_params == {"appearance_feature_extractor": 836_224, "motion_extractor": 28_118_728,
+                        "warping_module": 45_529_829, "spade_generator": 55_365_388,
+                        "stitching_retargeting_module": 227_263}
