@@ -7,23 +7,21 @@ downloaded weights give the reference pictures.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
 import torch
 
+from .animator import Animator
 from .motion import keypoints as kpm
+from .motion.compose import Motion, MotionOptions
 from .networks import LivePortraitNetworks
 
-_MODULE_CACHE: dict[str, LivePortraitNetworks] = {}
 
-
-def _networks(weights_dir: str | os.PathLike) -> LivePortraitNetworks:
-    key = str(weights_dir)
-    if key not in _MODULE_CACHE:
-        _MODULE_CACHE.clear()
-        _MODULE_CACHE[key] = LivePortraitNetworks.from_pretrained(weights_dir, locate=False)
-    return _MODULE_CACHE[key]
+@functools.lru_cache(maxsize=1)
+def _networks(weights_dir: str) -> LivePortraitNetworks:
+    return LivePortraitNetworks.from_pretrained(weights_dir, locate=False)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -75,13 +73,53 @@ def module_outputs(nets: LivePortraitNetworks, inputs: dict[str, np.ndarray]) ->
     return out
 
 
+# fixture variant -> options of the real pipeline (all others at the reference CLI defaults)
+PIPELINE_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "pose_friendly": {"driving_option": "pose-friendly"},
+    "no_stitching": {"stitching": False},
+    "absolute": {"relative": False},
+    "absolute_no_stitching": {"relative": False, "stitching": False},
+    "region_exp": {"region": "exp"},
+    "region_pose": {"region": "pose"},
+    "region_lip": {"region": "lip"},
+    "region_eyes": {"region": "eyes"},
+    "multiplier_1p5": {"multiplier": 1.5},
+    "pose_friendly_multiplier_0p5": {"driving_option": "pose-friendly", "multiplier": 0.5},
+}
+IMAGE_DRIVING_VARIANTS = {"image_driving": {}, "image_driving_absolute": {"relative": False}}
+RENDERED = {"default": 3, "image_driving": 1, "image_driving_absolute": 1}
+
+
+def template_motion(inputs: dict[str, np.ndarray]) -> Motion:
+    n = inputs["template_motion_R"].shape[0]
+    return Motion(
+        R=torch.from_numpy(inputs["template_motion_R"]).float().reshape(n, 3, 3),
+        exp=torch.from_numpy(inputs["template_motion_exp"]).float().reshape(n, -1, 3),
+        t=torch.from_numpy(inputs["template_motion_t"]).float().reshape(n, 3),
+        scale=torch.from_numpy(inputs["template_motion_scale"]).float().reshape(n, 1),
+    )
+
+
+def pipeline_outputs(animator: Animator, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Driving keypoints of every variant, and rendered frames, through the pipeline's own code."""
+    out: dict[str, np.ndarray] = {}
+    src = animator.prepare_source(inputs["source_rgb_256"])
+    drv = template_motion(inputs)
+    cases = [(name, opts, drv, drv[0], True) for name, opts in PIPELINE_VARIANTS.items()]
+    cases += [(name, opts, drv[0], None, False) for name, opts in IMAGE_DRIVING_VARIANTS.items()]
+    for name, opts, frames, ref, is_video in cases:
+        x_d = animator.driving_keypoints(src, frames, ref, MotionOptions(**opts), driving_is_video=is_video)
+        out[f"pipe_{name}_kp_driving"] = _np(x_d)
+        if name in RENDERED:
+            out[f"pipe_{name}_out"] = _np(animator.render(src, x_d[: RENDERED[name]]))
+    return out
+
+
 def run_fixture(inputs: dict[str, np.ndarray], weights_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every module-level (and pipeline-level, where implemented) output key of a conformance fixture."""
-    nets = _networks(weights_dir)
+    """Every module-level and pipeline-level output key of a conformance fixture."""
+    nets = _networks(str(weights_dir))
     out = module_outputs(nets, inputs)
-    try:
-        from .pipeline_conformance import pipeline_outputs
-    except ImportError:
-        return out
-    out.update(pipeline_outputs(nets, inputs))
+    if "template_motion_R" in inputs:
+        out.update(pipeline_outputs(Animator(nets, "cpu", "fp32"), inputs))
     return out

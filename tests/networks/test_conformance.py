@@ -39,3 +39,31 @@ def test_module_outputs_match_reference(key, conformance_outputs, fixture_npz):
     assert key in conformance_outputs, f"run_fixture did not return {key}"
     err = rel_l2(conformance_outputs[key], fixture_npz[key])
     assert err <= 1e-4, f"{key}: relative L2 error {err:.2e} > 1e-4"
+
+
+PIPELINE_KEYS = tuple(f"pipe_{v}_kp_driving" for v in (
+    "default", "pose_friendly", "no_stitching", "absolute", "absolute_no_stitching", "region_exp", "region_pose",
+    "region_lip", "region_eyes", "multiplier_1p5", "pose_friendly_multiplier_0p5", "image_driving",
+    "image_driving_absolute"))
+RENDERED_KEYS = ("pipe_default_out", "pipe_image_driving_out", "pipe_image_driving_absolute_out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", PIPELINE_KEYS)
+def test_pipeline_keypoints_match_reference(key, conformance_outputs, fixture_npz):
+    err = rel_l2(conformance_outputs[key], fixture_npz[key])
+    assert err <= 1e-4, f"{key}: relative L2 error {err:.2e} > 1e-4"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", RENDERED_KEYS)
+def test_pipeline_frames_match_reference(key, conformance_outputs, fixture_npz):
+    err = rel_l2(conformance_outputs[key], fixture_npz[key])
+    assert err <= 1e-3, f"{key}: relative L2 error {err:.2e} > 1e-3"
+
+
+def test_lip_array_constant_matches_reference_file(shared_dir):
+    from liveportrait.motion.compose import LIP_ARRAY
+
+    ref = np.load(shared_dir / "reference-data" / "lip_array.npy")
+    np.testing.assert_array_equal(LIP_ARRAY, ref.astype(np.float64).reshape(1, 21, 3))
