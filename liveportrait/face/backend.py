@@ -17,7 +17,8 @@ import math
 import os
 import sys
 import types
-from dataclasses import dataclass, field, replace
+import contextlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -147,6 +148,31 @@ def merge_detections(faces: list[Face], iou_threshold: float = 0.3) -> list[Face
 # mediapipe
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C++ start-up chatter (XNNPACK, absl) that mediapipe writes to fd 2.
+
+    Used only around graph creation and each graph's first run; set LIVEPORTRAIT_FACE_VERBOSE=1
+    to see it.
+    """
+    if os.environ.get("LIVEPORTRAIT_FACE_VERBOSE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _import_mediapipe() -> types.SimpleNamespace:
     """Import the parts of mediapipe we use without running its package ``__init__``.
 
@@ -257,6 +283,7 @@ class MediaPipeBackend:
         self._mp = None
         self._detectors: dict[int, object] = {}
         self._mesh = None
+        self._started: set[str] = set()
 
     # lazy model loading -----------------------------------------------------------------
     def _module(self):
@@ -268,26 +295,37 @@ class MediaPipeBackend:
         if model not in self._detectors:
             mp = self._module()
             floor = min(self.full_range_min, self.short_range_min)
-            self._detectors[model] = mp.face_detection.FaceDetection(
-                min_detection_confidence=floor, model_selection=model)
+            with _quiet_stderr():
+                self._detectors[model] = mp.face_detection.FaceDetection(
+                    min_detection_confidence=floor, model_selection=model)
         return self._detectors[model]
 
     def _landmarker(self):
         if self._mesh is None:
-            self._mesh = _landmark_graph(self._module())
+            with _quiet_stderr():
+                self._mesh = _landmark_graph(self._module())
         return self._mesh
+
+    def _process(self, key: str, graph, inputs):
+        """Run a graph; its first run is quiet (that is when the C++ side logs its set-up)."""
+        if key in self._started:
+            return graph.process(inputs)
+        with _quiet_stderr():
+            out = graph.process(inputs)
+        self._started.add(key)
+        return out
 
     def warm_up(self) -> None:
         """Load every model now (the first call otherwise pays for it)."""
         blank = np.zeros((256, 256, 3), np.uint8)
-        self._detector(0).process(blank)
-        self._detector(1).process(blank)
+        self._run_detector(blank, 0, 1.0)
+        self._run_detector(blank, 1, 1.0)
         self.landmarks(blank, Face(np.array([64.0, 64.0, 192.0, 192.0]), 1.0))
 
     # detection --------------------------------------------------------------------------
     def _run_detector(self, image: np.ndarray, model: int, min_score: float) -> list[Face]:
         h, w = image.shape[:2]
-        result = self._detector(model).process(image)
+        result = self._process(f"detector{model}", self._detector(model), image)
         faces = []
         for det in result.detections or []:
             score = float(det.score[0])
@@ -329,7 +367,7 @@ class MediaPipeBackend:
         rect = mp.rect_pb2.NormalizedRect(
             x_center=(roi.center[0] + 0.5) / w, y_center=(roi.center[1] + 0.5) / h,
             width=roi.size / w, height=roi.size / h, rotation=roi.rotation)
-        out = self._landmarker().process({"image": image, "roi": rect})
+        out = self._process("mesh", self._landmarker(), {"image": image, "roi": rect})
         presence = getattr(out, _PRESENCE_STREAM)
         if out.face_landmarks is None or presence is None or presence < self.presence_min:
             return None

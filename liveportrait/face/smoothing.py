@@ -54,3 +54,44 @@ class OneEuroFilter:
         a = _alpha(cutoff, dt)
         self._x = self._x + a * (x - self._x)
         return self._x.copy()
+
+
+@dataclass
+class SteadyBox:
+    """Hold a crop box still while the face moves inside it; follow only when it wanders off.
+
+    The reference crops a driving video with one box for the whole video, so the head's own
+    translation and scaling stay visible to the motion extractor.  This is the streaming
+    equivalent: the box stays where it was set while the face's centre stays within ``tolerance``
+    of the box side and its size within ``tolerance`` (relative); beyond that the box glides
+    towards the face (time constant ``1/rate`` seconds) until the face is well inside again.
+    Input and output are (cx, cy, size, angle).
+    """
+
+    tolerance: float = 0.15
+    rate: float = 3.0
+    _box: np.ndarray | None = field(default=None, repr=False)
+    _following: bool = field(default=False, repr=False)
+
+    def reset(self) -> None:
+        self._box = None
+        self._following = False
+
+    @property
+    def value(self) -> np.ndarray | None:
+        return None if self._box is None else self._box.copy()
+
+    def __call__(self, x, dt: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self._box is None:
+            self._box = x.copy()
+            return x.copy()
+        b = self._box
+        off = max(float(np.hypot(*(x[:2] - b[:2]))) / b[2], abs(math.log(x[2] / b[2])))
+        if off > self.tolerance:
+            self._following = True
+        if self._following:
+            self._box = b + (1.0 - math.exp(-self.rate * dt)) * (x - b)
+            if off < self.tolerance / 4:
+                self._following = False
+        return self._box.copy()

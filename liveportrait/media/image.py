@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -134,7 +135,9 @@ def read_image_with_alpha(
     """(HxWx3 uint8 RGB, HxW uint8 alpha or None): the networks take RGB, the caller may re-attach alpha."""
     p = check_input_file(path, "image")
     try:
-        with _pillow_pixel_limit(max_pixels):
+        with _pillow_pixel_limit(max_pixels), warnings.catch_warnings():
+            # our own limit decides; Pillow's warning at 89 MP would only be noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(p)
         with im:
             _check_pixels(p, im.size, max_pixels)
@@ -236,6 +239,7 @@ def write_image(
     metadata: dict[str, object] | None = None,
     *,
     quality: int = 95,
+    lossless: bool = False,
 ) -> Path:
     """Write HxWx3 RGB (or HxWx4 RGBA, or HxW gray) uint8 atomically; the format follows the extension.
 
@@ -248,6 +252,8 @@ def write_image(
     if pil.mode == "RGBA" and fmt in ("JPEG", "BMP"):
         raise InputError(f"{path}: {fmt} cannot store an alpha channel; write .png or .webp instead")
     kwargs = _save_kwargs(fmt, metadata or {}, quality)
+    if lossless and fmt == "WEBP":
+        kwargs["lossless"] = True
     with atomic_output(path) as tmp:
         pil.save(tmp, format=fmt, **kwargs)
     return Path(path)

@@ -69,13 +69,16 @@ class VideoReader:
     InputError rather than halfway through a pipeline. Iterate once; close (or use ``with``).
     """
 
-    def __init__(self, path: PathLike, *, apply_rotation: bool = True, threads: bool = True):
+    def __init__(
+        self, path: PathLike, *, apply_rotation: bool = True, threads: bool = True, allow_truncated: bool = False
+    ):
         self.path = check_input_file(path, "video")
         self.frames_read = 0
         self._container = _open_input(self.path)
         self._iterated = False
         try:
             self._stream = _video_stream(self._container, self.path)
+            _check_complete(self._container, self.path, allow_truncated)
             if threads:
                 self._stream.thread_type = "AUTO"
             self._frames = self._decode()
@@ -181,8 +184,32 @@ def _open_input(path: Path) -> av.container.InputContainer:
 
 def _video_stream(container: av.container.InputContainer, path: Path):
     if not container.streams.video:
-        raise InputError(f"{path}: no video stream in this file")
+        if container.streams.audio:
+            raise InputError(f"{path}: holds only audio, no video stream")
+        raise InputError(f"{path}: video has no frames (empty video: no stream holds any data)")
     return container.streams.video[0]
+
+
+def _check_complete(container, path: Path, allow: bool) -> None:
+    """Refuse a file cut short: its sample index (MP4/MOV/MKV cues) points past the end of the file.
+
+    FFmpeg would quietly decode the frames that are there; a pipeline would then produce a shorter
+    video without saying why.
+    """
+    size = path.stat().st_size
+    end = 0
+    for stream in container.streams:
+        try:
+            entries = stream.index_entries
+            n = len(entries)
+            end = max([end] + [entries[i].pos + entries[i].size for i in range(max(0, n - 256), n)])
+        except (AttributeError, TypeError, ValueError):
+            continue
+    if end > size:
+        msg = f"{path}: file is truncated ({size} bytes, its index expects at least {end}); re-export or re-download it"
+        if not allow:
+            raise InputError(msg)
+        log.warning("%s", msg)
 
 
 def _stream_fps(stream) -> Fraction:

@@ -319,7 +319,7 @@ class Watermarker:
         h, w = luma.shape
         small = cv2.resize(luma, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
         hp = small - cv2.blur(small, (3, 3))
-        act = np.sqrt(cv2.blur(hp * hp, (5, 5)))
+        act = np.sqrt(np.maximum(cv2.blur(hp * hp, (5, 5)), 0.0))
         act = cv2.resize(act, (w, h), interpolation=cv2.INTER_LINEAR)
         a = np.sqrt(act + np.float32(1.5))
         # keep away from black and white where clipping would eat the mark
