@@ -48,6 +48,7 @@ _EXPORTS = {
     "template": (
         "MotionTemplate",
         "RestrictedUnpickler",
+        "TEMPLATE_SUFFIX",
         "TemplateBuilder",
         "load_template",
         "safe_pickle_load",

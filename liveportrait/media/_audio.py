@@ -116,6 +116,8 @@ class AudioTrack:
         frame = obj if end is None or stop <= end else _cut(obj, 0, _samples(end - start, obj.sample_rate))
         if frame is None:
             return
+        if self._fed_samples == 0:  # keep a late-starting track late, as stream copy does
+            self._fed_samples = _samples(start, frame.sample_rate)
         frame.pts = self._fed_samples
         frame.time_base = _sample_tb(frame.sample_rate)
         self._fed_samples += frame.samples

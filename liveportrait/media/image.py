@@ -35,6 +35,7 @@ MediaKind = Literal["image", "video", "template"]
 
 # ISO-BMFF brands that hold still images rather than movies
 _IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
 
 _WRITE_FORMATS = {
     ".png": "PNG",
@@ -67,6 +68,8 @@ def sniff_kind(path: PathLike) -> MediaKind | None:
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"
     if head[4:8] == b"ftyp":
+        if head[8:12] in _AUDIO_BRANDS:
+            return None
         return "image" if head[8:12] in _IMAGE_BRANDS else "video"
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
         return "video"

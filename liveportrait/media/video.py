@@ -110,6 +110,9 @@ class VideoReader:
 
     def close(self) -> None:
         self._first = None
+        frames = getattr(self, "_frames", None)
+        if frames is not None:
+            frames.close()
         self._container.close()
 
     def __enter__(self) -> VideoReader:
@@ -356,7 +359,7 @@ class VideoWriter(_AtomicSink):
         self._mux(self._vstream.encode(vf))
         self.frames_written += 1
         if self._audio is not None:
-            self._audio.pump(self.frames_written / self.fps)
+            self._audio.pump(self.duration)
 
     def write_all(self, frames: Iterable[np.ndarray]) -> int:
         for frame in frames:
@@ -465,14 +468,25 @@ def _pad_even(rgb: np.ndarray, pix_fmt: str) -> np.ndarray:
 class GifWriter(_AtomicSink):
     """Animated GIF with an adaptive 256-colour palette per frame; memory does not grow with length.
 
-    Each frame is quantised on its own (Pillow, median cut by default) and written with a local
-    palette by FFmpeg's GIF encoder; frame delays are rounded to GIF's 1/100 s without drift.
+    Each frame is quantised on its own by Pillow (``method="octree"``: fast; ``"mediancut"``:
+    about 30 % smaller error, 6x slower), optionally Floyd-Steinberg dithered, and written with a
+    local palette by FFmpeg's GIF encoder. Frame delays are rounded to GIF's 1/100 s without drift.
     """
 
-    def __init__(self, path: PathLike, fps: Fraction | float | int, *, loop: int = 0, dither: bool = False):
+    def __init__(
+        self,
+        path: PathLike,
+        fps: Fraction | float | int,
+        *,
+        loop: int = 0,
+        method: str = "octree",
+        dither: bool = False,
+    ):
         self.fps = as_fps(fps)
         self.frames_written = 0
-        self._dither = dither
+        if method not in _QUANTISERS:
+            raise ValueError(f"GIF palette method must be one of {sorted(_QUANTISERS)}, got {method!r}")
+        self._method, self._dither = method, dither
         self._stream = None
         self._out = None
         super().__init__(path, ".gif")
@@ -494,7 +508,7 @@ class GifWriter(_AtomicSink):
             self._stream.codec_context.time_base = 1 / self.fps
         elif (a.shape[1], a.shape[0]) != (self._stream.width, self._stream.height):
             raise ValueError(f"frame {self.frames_written} is {a.shape}, earlier frames were different")
-        vf = av.VideoFrame.from_ndarray(_quantise(a, self._dither), format="pal8")
+        vf = av.VideoFrame.from_ndarray(_quantise(a, self._method, self._dither), format="pal8")
         vf.pts = self.frames_written
         for packet in self._stream.encode(vf):
             self._out.mux(packet)
@@ -517,20 +531,22 @@ class GifWriter(_AtomicSink):
             self._out = None
 
 
-def _quantise(rgb: np.ndarray, dither: bool) -> tuple[np.ndarray, np.ndarray]:
+_QUANTISERS = {"octree": 2, "mediancut": 0}  # PIL.Image.Quantize values
+
+
+def _quantise(rgb: np.ndarray, method: str, dither: bool) -> tuple[np.ndarray, np.ndarray]:
     """(HxW palette indices, 256x4 ARGB palette) for FFmpeg's pal8."""
     from PIL import Image
 
-    im = Image.fromarray(rgb, "RGB").quantize(
-        colors=256,
-        method=Image.Quantize.MEDIANCUT,
-        dither=Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE,
-    )
-    pal = np.asarray(im.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
+    im = Image.fromarray(rgb, "RGB")
+    q = im.quantize(colors=256, method=Image.Quantize(_QUANTISERS[method]))
+    if dither:  # Pillow dithers only when mapping onto a given palette: a second pass
+        q = im.quantize(palette=q, dither=Image.Dither.FLOYDSTEINBERG)
+    pal = np.asarray(q.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
     argb = np.zeros((256, 4), np.uint8)
     argb[:, 0] = 255
     argb[: len(pal), 1:] = pal
-    return np.ascontiguousarray(np.asarray(im, np.uint8)), argb
+    return np.ascontiguousarray(np.asarray(q, np.uint8)), argb
 
 
 class PngSequenceWriter(_AtomicSink):
@@ -588,10 +604,16 @@ def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: Fraction | fl
 
 
 def write_gif(
-    path: PathLike, frames: Iterable[np.ndarray], fps: Fraction | float | int, *, loop: int = 0, dither: bool = False
+    path: PathLike,
+    frames: Iterable[np.ndarray],
+    fps: Fraction | float | int,
+    *,
+    loop: int = 0,
+    method: str = "octree",
+    dither: bool = False,
 ) -> int:
     """Stream an iterable of RGB frames into an animated GIF; returns the number of frames."""
-    with GifWriter(path, fps, loop=loop, dither=dither) as writer:
+    with GifWriter(path, fps, loop=loop, method=method, dither=dither) as writer:
         for frame in frames:
             writer.write(frame)
         return writer.frames_written
@@ -613,7 +635,7 @@ def open_writer(path: PathLike, fps: Fraction | float | int, **kwargs):
     p = Path(path)
     ext = p.suffix.lower()
     if ext == ".gif":
-        return GifWriter(p, fps, **_only(kwargs, ("loop", "dither")))
+        return GifWriter(p, fps, **_only(kwargs, ("loop", "method", "dither")))
     if ext == "" or p.is_dir():
         return PngSequenceWriter(p, **_only(kwargs, ("start", "digits", "metadata")))
     return VideoWriter(p, fps, **kwargs)

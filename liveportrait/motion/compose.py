@@ -238,3 +238,67 @@ def smooth_sequence(x: np.ndarray, observation_variance: float, process_variance
         g = p[i] / p_pred[i + 1]
         out[i] = m[i] + g * (out[i + 1] - m_pred[i + 1])
     return out.reshape(shape).astype(np.float32)
+
+
+def orthonormalize(R: np.ndarray) -> np.ndarray:
+    """Nearest rotation to each (3, 3) matrix (polar decomposition); smoothing matrix entries leaves them
+    slightly non-orthogonal, which would scale the face."""
+    u, _, vt = np.linalg.svd(R.astype(np.float64))
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., :, -1] *= d[..., None]
+    return (u @ vt).astype(np.float32)
+
+
+def smooth_motion(m: Motion, observation_variance: float) -> Motion:
+    """Offline Kalman smoothing of every motion component; rotations are re-orthonormalised."""
+    if observation_variance <= 0 or len(m) < 2:
+        return m
+
+    def sm(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(smooth_sequence(x.detach().cpu().numpy(), observation_variance)).to(x)
+
+    R = torch.from_numpy(orthonormalize(sm(m.R).cpu().numpy())).to(m.R)
+    return Motion(R=R, exp=sm(m.exp), t=sm(m.t), scale=sm(m.scale))
+
+
+def compose_video_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Motion | None, options: MotionOptions,
+                         lip_array: torch.Tensor, smooth_variance: float = 3e-7) -> torch.Tensor:
+    """Driving keypoints for a source *video* (frame i of the source meets driving frame i), before stitching.
+
+    ``drv`` has as many frames as ``src``, or one for a driving image (``ref`` None). Expression and
+    rotation sequences are smoothed over time as the reference does; smoothed rotations are
+    re-orthonormalised (the reference averages matrix entries only).
+    """
+    n = len(src)
+    region = options.region
+    is_image = ref is None
+    d0 = drv[0] if is_image else ref
+    if options.relative:
+        if is_image:
+            exp_seq = src.exp + (d0.exp.double() - lip_array.double()).float()
+        else:
+            exp_seq = torch.from_numpy(smooth_sequence(((src.exp + drv.exp) - d0.exp).cpu().numpy(), smooth_variance))
+        if is_image:
+            rot_seq = src.R
+        else:
+            rot = (drv.R @ d0.R.transpose(1, 2)) @ src.R
+            rot_seq = torch.from_numpy(orthonormalize(smooth_sequence(rot.cpu().numpy(), smooth_variance)))
+        t_drv = src.t
+    else:
+        if is_image:
+            exp_seq, rot_seq, t_drv = d0.exp.expand(n, -1, -1), d0.R.expand(n, -1, -1), d0.t.expand(n, -1)
+        else:
+            exp_seq = torch.from_numpy(smooth_sequence(drv.exp.cpu().numpy(), smooth_variance))
+            rot_seq = torch.from_numpy(orthonormalize(smooth_sequence(drv.R.cpu().numpy(), smooth_variance)))
+            t_drv = drv.t
+    exp_seq, rot_seq = exp_seq.to(src.exp), rot_seq.to(src.R)
+    R_new = rot_seq if region in ("all", "pose") else src.R
+    if region in ("all", "exp"):
+        exp_new = partial_expression_copy(src.exp, exp_seq)
+    elif region in ("lip", "eyes"):
+        exp_new = _rows(src.exp, exp_seq, IDX_LIP if region == "lip" else IDX_EYE)
+    else:
+        exp_new = src.exp
+    t_new = (t_drv if (not options.relative and region in ("all", "pose")) else src.t).clone()
+    t_new[..., 2] = 0
+    return src.scale[:, :, None] * (kp_c @ R_new + exp_new) + t_new[:, None, :]

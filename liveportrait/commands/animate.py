@@ -1,0 +1,186 @@
+"""``liveportrait animate``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _face(value: str):
+    if value in ("largest", "all"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--face takes largest, all or a face number (0 = leftmost)") from None
+
+
+def _reference(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--reference-frame takes a frame number or auto") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "animate", help="animate a photo or video with a driving video, image or motion template",
+        description="Animate the face(s) of SOURCE with the motion of DRIVING and paste the result back into "
+                    "the original picture, with the driving's sound.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    io = p.add_argument_group("input and output")
+    io.add_argument("-s", "--source", required=True, help="photo (jpg, png, webp...) or video of a face")
+    io.add_argument("-d", "--driving", required=True, action="append",
+                    help="driving video, image or motion template (.pkl, .lpt.npz); repeat it to give each face "
+                         "of --face all its own driving")
+    io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
+    io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
+                    "else mp4 for videos and png for a single image; png with a video gives a folder of frames)")
+    io.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better, 18 is visually lossless")
+    io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
+                    help="which input's sound goes into the output (falls back to the other)")
+    io.add_argument("--no-template", action="store_true",
+                    help="do not save the driving video's motion as a template next to the output")
+    io.add_argument("--no-watermark", action="store_true",
+                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
+
+    motion = p.add_argument_group("motion")
+    motion.add_argument("--absolute", action="store_true",
+                        help="copy the driving's pose and expression as they are instead of its motion "
+                             "relative to the reference frame")
+    motion.add_argument("--animation-region", choices=("all", "exp", "pose", "lip", "eyes"), default="all")
+    motion.add_argument("--driving-option", choices=("expression-friendly", "pose-friendly"),
+                        default="expression-friendly")
+    motion.add_argument("--driving-multiplier", type=float, default=1.0,
+                        help="scale of the motion (larger exaggerates)")
+    motion.add_argument("--reference-frame", type=_reference, default=0, metavar="N|auto",
+                        help="driving frame taken as neutral; auto picks the frame with eyes open and mouth closed")
+    motion.add_argument("--smooth", type=float, default=0.0, metavar="VARIANCE",
+                        help="temporal smoothing of the driving motion for photo sources (Kalman observation "
+                             "variance; try 1e-6; 0 is off)")
+    motion.add_argument("--source-video-smooth", type=float, default=3e-7, metavar="VARIANCE",
+                        help="smoothing of the motion for video sources")
+    motion.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
+    motion.add_argument("--eye-retargeting", action="store_true", help="drive the eyes by the driving's eye ratio")
+    motion.add_argument("--lip-retargeting", action="store_true", help="drive the lips by the driving's lip ratio")
+    motion.add_argument("--normalize-lip", action="store_true", help="close the source's mouth before animating")
+    motion.add_argument("--source-video-eye-retargeting", action="store_true",
+                        help="keep the source video's eyes as open as in its first frame")
+
+    framing = p.add_argument_group("framing")
+    framing.add_argument("--face", type=_face, default="largest", metavar="largest|all|N",
+                         help="which face to animate; N counts from the left, starting at 0")
+    framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
+    framing.add_argument("--crop-box", metavar="x0,y0,x1,y1", help="frame this box instead of detecting a face")
+    framing.add_argument("--scale", type=float, default=2.3, help="source crop scale (larger: more around the face)")
+    framing.add_argument("--vx", type=float, default=0.0, help="source crop horizontal shift")
+    framing.add_argument("--vy", type=float, default=-0.125, help="source crop vertical shift (negative: up)")
+    framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
+                         help="crop the driving video's face (auto: only when the video is not square)")
+    framing.add_argument("--no-paste-back", action="store_true", help="output the animated crop only")
+    framing.add_argument("--max-dim", type=int, default=1920, help="longest side of the source kept for output")
+
+    compute = p.add_argument_group("compute")
+    compute.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
+    compute.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    compute.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                         help="auto: fp16 on CUDA, fp32 elsewhere")
+    compute.add_argument("--batch-size", type=int, default=1, help="driving frames rendered at once")
+    compute.add_argument("--model-config", default="released", choices=("released", "tiny"),
+                         help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    from ..errors import InputError
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available to this PyTorch build")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError("--device mps: Apple's Metal backend is not available")
+    return name
+
+
+def load_networks(weights: str | None, model_config: str = "released", quiet: bool = False):
+    """Networks from the weights search path; the first run without weights downloads them."""
+    from ..errors import WeightsError
+    from ..networks import LivePortraitNetworks, ModelConfig
+    from ..networks.checkpoint import download_weights, locate_weights
+
+    try:
+        layout = locate_weights(weights)
+    except WeightsError:
+        if weights:
+            raise
+        if not quiet:
+            print("LivePortrait weights not found: downloading them (once) ...", file=sys.stderr)
+        layout = download_weights()
+    nets = LivePortraitNetworks(ModelConfig.named(model_config))
+    return nets.load_layout(layout)
+
+
+def progress_factory(quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    def progress(it, total, desc):
+        return tqdm(it, total=total, desc=desc, unit="frame", dynamic_ncols=True, leave=False)
+
+    return progress
+
+
+def config_from_args(args: argparse.Namespace, device: str):
+    from ..errors import InputError
+    from ..motion.compose import MotionOptions
+    from ..pipeline import AnimateConfig
+
+    if args.no_crop and args.crop_box:
+        raise InputError("--no-crop and --crop-box cannot be used together")
+    precision = args.precision
+    if precision == "auto":
+        precision = "fp16" if device == "cuda" else "fp32"
+    motion = MotionOptions(
+        relative=not args.absolute, region=args.animation_region, driving_option=args.driving_option,
+        multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
+        lip_retargeting=args.lip_retargeting, normalize_lip=args.normalize_lip,
+        source_video_eye_retargeting=args.source_video_eye_retargeting)
+    return AnimateConfig(
+        motion=motion, crop="none" if args.no_crop else (args.crop_box or "auto"), face=args.face,
+        source_scale=args.scale, source_vx=args.vx, source_vy=args.vy, crop_driving=args.crop_driving,
+        paste_back=not args.no_paste_back, source_max_dim=args.max_dim, reference_frame=args.reference_frame,
+        smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
+        crf=args.crf, audio_from=args.audio_from, save_template=not args.no_template,
+        watermark=not args.no_watermark, device=device, precision=precision, batch_size=max(1, args.batch_size))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import Pipeline
+    from ..pipeline import run as run_pipeline
+
+    device = pick_device(args.device)
+    config = config_from_args(args, device)
+    nets = load_networks(args.weights, args.model_config, args.quiet)
+    pipeline = Pipeline(nets, config, progress=progress_factory(args.quiet))
+    result = run_pipeline(args.source, args.driving, args.output, pipeline)
+    if not args.quiet:
+        audio = "with sound" if result.has_audio else "no sound"
+        print(f"wrote {result.output} ({result.frames} frame{'s' if result.frames != 1 else ''}, "
+              f"{float(result.fps):g} fps, {audio}, {result.faces} face{'s' if result.faces != 1 else ''}, "
+              f"{result.seconds:.1f} s)")
+        if result.template:
+            print(f"motion template: {result.template}")
+        for note in result.notes:
+            print(note)
+    return 0

@@ -1,0 +1,554 @@
+"""The orchestration: read a source and a driving, animate, paste back, write with sound.
+
+Two passes keep memory flat however long the videos are. Pass 1 turns the driving (and a source
+video) into motion, a few hundred bytes a frame, which is what smoothing, the choice of the neutral
+reference frame and the motion template need. Pass 2 decodes again and streams: one frame in, one
+frame out, written to a temporary file that is renamed only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+
+from .animator import Animator, PreparedSource, to_uint8
+from .errors import InputError
+from .motion.compose import (
+    Motion,
+    MotionOptions,
+    compose_video_source,
+    finish_keypoints,
+    smooth_motion,
+)
+
+log = logging.getLogger(__name__)
+
+FaceChoice = Union[str, int]
+OUTPUT_FORMATS = ("mp4", "gif", "png", "jpg")
+REFERENCE_VARIANCE = 3e-7  # the reference's Kalman observation variance for source videos
+
+
+@dataclass(frozen=True)
+class AnimateConfig:
+    """Every option of an animation; the CLI, the web app and the Python API all fill this one object."""
+
+    motion: MotionOptions = field(default_factory=MotionOptions)
+    # framing
+    crop: str = "auto"  # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
+    face: FaceChoice = "largest"  # "largest", "all", or an index counted from the left
+    source_scale: float = 2.3
+    source_vx: float = 0.0
+    source_vy: float = -0.125
+    crop_driving: str = "auto"  # "auto" (crop non-square videos), "always", "never"
+    paste_back: bool = True
+    source_max_dim: int = 1920
+    # motion over time
+    reference_frame: Union[int, str] = 0  # driving frame taken as neutral, or "auto"
+    smooth: float = 0.0  # Kalman observation variance for the driving motion of still sources (0: off)
+    source_video_smooth: float = REFERENCE_VARIANCE
+    # output
+    output_format: str | None = None  # from the output extension when None
+    crf: int = 18
+    audio_from: str = "driving"  # or "source"
+    comparison: bool = False
+    save_template: bool = True
+    watermark: bool = True
+    # compute
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 1
+
+
+@dataclass
+class DrivingMotion:
+    """Pass 1 of a driving input: its motion, and where it came from."""
+
+    template: "MotionTemplate"  # noqa: F821 - liveportrait.media.template
+    is_video: bool
+    path: Path | None = None
+    has_audio: bool = False
+
+    @property
+    def motion(self) -> Motion:
+        t = self.template
+        return Motion(R=torch.from_numpy(t.R), exp=torch.from_numpy(t.exp), t=torch.from_numpy(t.t),
+                      scale=torch.from_numpy(t.scale))
+
+    def __len__(self) -> int:
+        return self.template.n_frames
+
+
+@dataclass
+class SourceFace:
+    crop: "FaceCrop | None"  # noqa: F821 - liveportrait.face.cropper
+    prepared: PreparedSource
+    paste: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+
+
+@dataclass
+class AnimationResult:
+    output: Path
+    frames: int
+    fps: Fraction
+    faces: int
+    has_audio: bool
+    template: Path | None = None
+    comparison: Path | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------
+# small pure helpers
+
+
+def pick_reference_frame(template, choice: Union[int, str]) -> int:
+    """Index of the driving frame taken as the neutral expression.
+
+    ``auto``: eyes open and mouth closed — among the frames whose eyes are at least 85% as open as the
+    most open ones (90th percentile), the one with the smallest lip ratio. Without ratios, the frame
+    whose expression is smallest.
+    """
+    n = template.n_frames
+    if choice != "auto":
+        idx = int(choice)
+        if not -n <= idx < n:
+            raise InputError(f"--reference-frame {idx} is outside the driving's {n} frames")
+        return idx % n
+    if template.eye_ratio is not None and template.lip_ratio is not None:
+        eyes = np.nan_to_num(template.eye_ratio.mean(axis=1), nan=0.0)
+        lips = np.nan_to_num(template.lip_ratio[:, 0], nan=np.inf)
+        open_enough = eyes >= 0.85 * np.percentile(eyes, 90)
+        candidates = np.flatnonzero(open_enough) if open_enough.any() else np.arange(n)
+        return int(candidates[np.argmin(lips[candidates])])
+    return int(np.argmin(np.linalg.norm(template.exp.reshape(n, -1), axis=1)))
+
+
+def limit_size(image: np.ndarray, max_dim: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max_dim and max(h, w) > max_dim:
+        s = max_dim / max(h, w)
+        image = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def resize_256(image: np.ndarray) -> np.ndarray:
+    return image if image.shape[:2] == (256, 256) else cv2.resize(image, (256, 256), interpolation=cv2.INTER_LINEAR)
+
+
+def side_by_side(panels: Sequence[np.ndarray], height: int = 512) -> np.ndarray:
+    """Panels scaled to one height (aspect kept), left to right; widths made even for H.264."""
+    out = []
+    for p in panels:
+        w = max(2, int(round(p.shape[1] * height / p.shape[0])) // 2 * 2)
+        out.append(cv2.resize(p, (w, height), interpolation=cv2.INTER_AREA if p.shape[0] > height else cv2.INTER_LINEAR))
+    return np.concatenate(out, axis=1)
+
+
+def default_output(source: Path, driving: Path, out: Path | None, image_output: bool, fmt: str | None) -> Path:
+    ext = "." + (fmt or ("png" if image_output else "mp4"))
+    name = f"{source.stem}--{driving.stem.replace('.lpt', '')}{ext}"
+    if out is None:
+        return Path("animations") / name
+    if out.is_dir() or str(out).endswith(os.sep) or not out.suffix:
+        if fmt == "png" and not image_output and not out.is_dir():
+            return out  # a PNG sequence folder
+        return out / name
+    return out
+
+
+def output_kind(path: Path, fmt: str | None, image_output: bool) -> str:
+    kind = fmt or path.suffix.lower().lstrip(".") or ("png" if image_output else "mp4")
+    kind = {"jpeg": "jpg", "mov": "mp4", "mkv": "mp4", "webp": "png"}.get(kind, kind)
+    if kind not in OUTPUT_FORMATS:
+        raise InputError(f"unknown output format {kind!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    if kind == "jpg" and not image_output:
+        raise InputError("a video result cannot be written as .jpg; use .mp4, .gif or --format png")
+    return kind
+
+
+# ---------------------------------------------------------------------------------------------------
+# the pipeline
+
+
+class Pipeline:
+    """Prepare a source once, animate a stream of driving motion. Networks and face models load once."""
+
+    def __init__(self, networks, config: AnimateConfig | None = None, cropper=None,
+                 progress: Callable[[Iterator, int | None, str], Iterator] | None = None):
+        self.config = config or AnimateConfig()
+        self.animator = Animator(networks, self.config.device, self.config.precision)
+        self._cropper = cropper
+        self._progress = progress or (lambda it, total, desc: it)
+
+    @property
+    def cropper(self):
+        if self._cropper is None:
+            from .face.cropper import Cropper
+
+            self._cropper = Cropper()
+        return self._cropper
+
+    # -- driving: pass 1 ------------------------------------------------------------------------------
+
+    def load_driving(self, path: str | os.PathLike) -> DrivingMotion:
+        from .media import is_image, is_template, is_video, load_template, probe
+
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if is_template(path):
+            tpl = load_template(path)
+            return DrivingMotion(tpl, is_video=tpl.n_frames > 1, path=path)
+        if is_video(path):
+            info = probe(path)
+            return DrivingMotion(self.video_motion(path, info), is_video=True, path=path, has_audio=info.has_audio)
+        if is_image(path):
+            from .media import read_image
+
+            return DrivingMotion(self.image_motion(read_image(path)), is_video=False, path=path)
+        raise InputError(f"{path}: not an image, a video or a motion template")
+
+    def _driving_crop_256(self, frame: np.ndarray, tracker) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The network input for a driving frame, and its eye and lip ratios when a face is found."""
+        if tracker is None:
+            try:
+                eye, lip = self.cropper.ratios(frame)
+            except InputError:
+                eye = lip = None
+            return resize_256(frame), eye, lip
+        fc = tracker.update(frame)
+        if fc is None:
+            return resize_256(frame), None, None
+        return fc.crop_256, fc.eye_ratio, fc.lip_ratio
+
+    def _wants_driving_crop(self, width: int, height: int) -> bool:
+        mode = self.config.crop_driving
+        if mode not in ("auto", "always", "never"):
+            raise InputError("--crop-driving must be auto, always or never")
+        return mode == "always" or (mode == "auto" and width != height)
+
+    def video_motion(self, path: Path, info=None) -> "MotionTemplate":  # noqa: F821
+        """Motion of every frame of a video, streamed (``M`` in batches, frames dropped at once)."""
+        from .face.cropper import VideoFaceTracker
+        from .media import TemplateBuilder, VideoReader
+
+        with VideoReader(path) as reader:
+            info = reader.info
+            tracker = (VideoFaceTracker(self.cropper, preset="driving", fps=float(info.fps))
+                       if self._wants_driving_crop(info.width, info.height) else None)
+            builder = TemplateBuilder(info.fps, meta={"source": path.name})
+            batch: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+            for frame in self._progress(reader, info.frame_count, "driving motion"):
+                batch.append(self._driving_crop_256(frame, tracker))
+                if len(batch) == max(1, self.config.batch_size * 4):
+                    self._append_motion(builder, batch)
+                    batch = []
+            if batch:
+                self._append_motion(builder, batch)
+        if len(builder) == 0:
+            raise InputError(f"{path}: video has no frames")
+        return builder.build()
+
+    def image_motion(self, image: np.ndarray) -> "MotionTemplate":  # noqa: F821
+        from .media import TemplateBuilder
+
+        h, w = image.shape[:2]
+        tracker = None
+        if self._wants_driving_crop(w, h):
+            from .face.cropper import DRIVING
+
+            fc = self.cropper.crop_image(image, "largest", DRIVING.scale, DRIVING.vx_ratio, DRIVING.vy_ratio,
+                                         rotate=False, area=False)[0]
+            item = (fc.crop_256, fc.eye_ratio, fc.lip_ratio)
+        else:
+            item = self._driving_crop_256(image, tracker)
+        builder = TemplateBuilder(25)
+        self._append_motion(builder, [item])
+        return builder.build()
+
+    def _append_motion(self, builder, batch) -> None:
+        info = self.animator.extract_motion(np.stack([b[0] for b in batch]))
+        nan2 = np.full(2, np.nan, np.float32)
+        for j, (_, eye, lip) in enumerate(batch):
+            builder.append(R=info.motion.R[j].cpu().numpy(), exp=info.motion.exp[j].cpu().numpy(),
+                           t=info.motion.t[j].cpu().numpy(), scale=info.motion.scale[j].cpu().numpy(),
+                           kp=info.kp[j].cpu().numpy(), x_s=info.x[j].cpu().numpy(),
+                           eye_ratio=nan2 if eye is None else np.asarray(eye, np.float32).reshape(2),
+                           lip_ratio=np.float32([np.nan]) if lip is None else np.asarray(lip, np.float32).reshape(1))
+
+    # -- source image ----------------------------------------------------------------------------------
+
+    def source_crops(self, image: np.ndarray) -> list:
+        """FaceCrops of the source picture (None for --crop none)."""
+        cfg = self.config
+        if cfg.crop == "none":
+            return [None]
+        if cfg.crop != "auto":
+            return [self.cropper.crop_from_box(image, cfg.crop)]
+        return self.cropper.crop_image(image, cfg.face, cfg.source_scale, cfg.source_vx, cfg.source_vy)
+
+    def prepare_image(self, image: np.ndarray) -> list[SourceFace]:
+        from .face.mask import PasteBack
+
+        faces = []
+        for fc in self.source_crops(image):
+            if fc is None:
+                eye = lip = None
+                try:
+                    eye, lip = self.cropper.ratios(image)
+                except InputError:
+                    pass
+                prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
+                faces.append(SourceFace(None, prepared, None))
+                continue
+            prepared = self.animator.prepare_source(fc.crop_256, fc.eye_ratio, fc.lip_ratio, self.config.motion)
+            paste = PasteBack(image.shape, fc.M_c2o) if self.config.paste_back else None
+            faces.append(SourceFace(fc, prepared, paste))
+        return faces
+
+    def animate_image(self, image: np.ndarray, faces: list[SourceFace], drivings: list[DrivingMotion]) -> Iterator[np.ndarray]:
+        """Output frames for a still source: every face moved by its driving, pasted back."""
+        cfg = self.config
+        n = max(len(d) for d in drivings)
+        per_face = [drivings[i if len(drivings) > 1 else 0] for i in range(len(faces))]
+        states = []
+        for face, drv in zip(faces, per_face):
+            motion = smooth_motion(drv.motion, cfg.smooth) if drv.is_video else drv.motion
+            ref = motion[pick_reference_frame(drv.template, cfg.reference_frame)] if drv.is_video else None
+            states.append((face, drv, motion, ref))
+        bs = max(1, cfg.batch_size)
+        for start in range(0, n, bs):
+            stop = min(n, start + bs)
+            renders = []
+            for face, drv, motion, ref in states:
+                idx = torch.arange(start, stop).clamp(max=len(drv) - 1)  # a shorter driving holds its last frame
+                t = drv.template
+                eye = None if t.eye_ratio is None else torch.from_numpy(t.eye_ratio[idx.numpy()])
+                lip = None if t.lip_ratio is None else torch.from_numpy(t.lip_ratio[idx.numpy()])
+                x_d = self.animator.driving_keypoints(face.prepared, motion[idx] if drv.is_video else motion, ref,
+                                                      cfg.motion, drv.is_video, eye, lip)
+                x_d = x_d.expand(stop - start, -1, -1) if x_d.shape[0] == 1 else x_d
+                renders.append(to_uint8(self.animator.render(face.prepared, x_d)))
+            for j in range(stop - start):
+                yield self._compose(image, faces, [r[j] for r in renders])
+
+    @staticmethod
+    def _compose(image: np.ndarray, faces: list[SourceFace], crops: list[np.ndarray]) -> np.ndarray:
+        if all(f.paste is not None for f in faces):
+            frame = image
+            for f, crop in zip(faces, crops):
+                frame = f.paste(crop, frame)
+            return frame
+        return crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
+
+    # -- source video ------------------------------------------------------------------------------------
+
+    def source_video_motion(self, path: Path, limit: int | None) -> dict:
+        """Pass 1 over a source video: per frame, its crop matrix, motion and ratios."""
+        from .face.cropper import SOURCE, VideoFaceTracker
+        from .media import VideoReader
+
+        cfg = self.config
+        face = cfg.face if cfg.face != "all" else "largest"
+        framing = replace(SOURCE, scale=cfg.source_scale, vx_ratio=cfg.source_vx, vy_ratio=cfg.source_vy)
+        m_o2c, crops, eyes, lips = [], [], [], []
+        with VideoReader(path) as reader:
+            info = reader.info
+            tracker = VideoFaceTracker(self.cropper, preset=framing, face=face, fps=float(info.fps))
+            total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)
+            for i, frame in enumerate(self._progress(reader, total, "source motion")):
+                if limit is not None and i >= limit:
+                    break
+                frame = limit_size(frame, cfg.source_max_dim)
+                if cfg.crop == "none":
+                    fc = None
+                elif cfg.crop != "auto":
+                    fc = self.cropper.crop_from_box(frame, cfg.crop)
+                else:
+                    fc = tracker.update(frame)
+                m_o2c.append(None if fc is None else fc.M_o2c)
+                crops.append(resize_256(frame) if fc is None else fc.crop_256)
+                eyes.append(np.full(2, np.nan, np.float32) if fc is None or fc.eye_ratio is None else fc.eye_ratio)
+                lips.append(np.float32([np.nan]) if fc is None or fc.lip_ratio is None else fc.lip_ratio)
+        if cfg.crop == "auto" and all(m is None for m in m_o2c):
+            from .errors import NoFaceError
+
+            raise NoFaceError(f"{path}: no human face was found in the source video; "
+                              "give its position with --crop-box x0,y0,x1,y1")
+        motions = [self.animator.extract_motion(np.stack(crops[i:i + 16])) for i in range(0, len(crops), 16)]
+        return {
+            "info": info,
+            "m_o2c": m_o2c,
+            "kp": torch.cat([m.kp for m in motions]),
+            "x_s": torch.cat([m.x for m in motions]),
+            "motion": Motion(*(torch.cat([getattr(m.motion, k) for m in motions]) for k in ("R", "exp", "t", "scale"))),
+            "eye": np.stack(eyes).astype(np.float32),
+            "lip": np.stack(lips).astype(np.float32),
+        }
+
+    def video_keypoints(self, src: dict, drv: DrivingMotion) -> torch.Tensor:
+        """x_d for every source-video frame (composition, smoothing, stitching, retargeting)."""
+        cfg, anim = self.config, self.animator
+        n = len(src["x_s"])
+        motion = drv.motion
+        ref = None
+        if drv.is_video:
+            ref = motion[pick_reference_frame(drv.template, cfg.reference_frame)]
+            motion = motion[:n]
+        x_d = compose_video_source(src["kp"], src["motion"], motion, ref, cfg.motion, anim.lip_array.cpu(),
+                                   cfg.source_video_smooth)
+        x_s = src["x_s"]
+        pre_eye = pre_lip = eye_d = lip_d = None
+        has_eye = not np.isnan(src["eye"]).any()
+        has_lip = not np.isnan(src["lip"]).any()
+        src_eye = torch.from_numpy(src["eye"])
+        src_lip = torch.from_numpy(src["lip"])
+        S = anim.networks.S
+        if cfg.motion.source_video_eye_retargeting and has_eye:
+            target = float(src["eye"][0].mean())
+            target = 0.39 if target < cfg.motion.source_video_eye_threshold else target
+            pre_eye = S.eye_delta(x_s, torch.cat([src_eye, torch.full((n, 1), target)], dim=1))
+        if cfg.motion.normalize_lip and cfg.motion.relative and has_lip:
+            delta = S.lip_delta(x_s, torch.cat([src_lip, torch.zeros(n, 1)], dim=1))
+            pre_lip = delta * (src_lip >= cfg.motion.lip_normalize_threshold).float()[:, :, None]
+        t = drv.template
+        if cfg.motion.eye_retargeting and has_eye and t.eye_ratio is not None:
+            d_eye = torch.from_numpy(t.eye_ratio[np.minimum(np.arange(n), len(drv) - 1), 0:1])
+            eye_d = S.eye_delta(x_s, torch.cat([src_eye, d_eye], dim=1))
+        if cfg.motion.lip_retargeting and has_lip and t.lip_ratio is not None:
+            d_lip = torch.from_numpy(t.lip_ratio[np.minimum(np.arange(n), len(drv) - 1)])
+            lip_d = S.lip_delta(x_s, torch.cat([src_lip, d_lip], dim=1))
+        with torch.inference_mode():
+            return finish_keypoints(x_s, x_d, cfg.motion, S.stitch_delta, eye_d, lip_d, pre_lip, pre_eye)
+
+    def animate_video(self, path: Path, src: dict, x_d: torch.Tensor) -> Iterator[np.ndarray]:
+        """Pass 2 over a source video: re-crop each frame with its stored matrix, render, paste back."""
+        from .face import geometry
+        from .face.mask import PasteBack
+        from .media import VideoReader
+
+        cfg, anim = self.config, self.animator
+        n = len(x_d)
+        with VideoReader(path) as reader:
+            for i, frame in enumerate(reader):
+                if i >= n:
+                    break
+                frame = limit_size(frame, cfg.source_max_dim)
+                m = src["m_o2c"][i]
+                crop256 = resize_256(frame) if m is None else geometry.to_net_input(geometry.warp(frame, m, 512))
+                prepared = PreparedSource(f_s=anim.appearance(crop256), kp_c=src["kp"][i:i + 1],
+                                          motion=src["motion"][i], x_s=src["x_s"][i:i + 1])
+                out = to_uint8(anim.render(prepared, x_d[i:i + 1].to(anim.device)))[0]
+                if m is not None and cfg.paste_back:
+                    yield PasteBack(frame.shape, geometry.invert(m))(out, frame)
+                elif m is None and cfg.crop == "auto":
+                    yield frame  # no face yet: the frame passes through unchanged
+                else:
+                    yield out
+
+
+# ---------------------------------------------------------------------------------------------------
+# the whole job
+
+
+def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | os.PathLike],
+        output: str | os.PathLike | None, pipeline: Pipeline) -> AnimationResult:
+    """Animate ``source`` with ``driving`` (one, or one per face) and write the result atomically."""
+    from .media import is_image, is_video, probe, read_image, save_template
+
+    t0 = time.perf_counter()
+    cfg = pipeline.config
+    source = Path(source)
+    drivings_in = [Path(d) for d in ([driving] if isinstance(driving, (str, os.PathLike)) else driving)]
+    for p in (source, *drivings_in):
+        if not p.exists():
+            raise InputError(f"{p}: no such file")
+    source_is_video = is_video(source)
+    if not source_is_video and not is_image(source):
+        raise InputError(f"{source}: not an image or a video")
+    drivings = [pipeline.load_driving(d) for d in drivings_in]
+    main = drivings[0]
+    image_output = not source_is_video and not any(d.is_video for d in drivings)
+    out_path = default_output(source, drivings_in[0], Path(output) if output else None, image_output,
+                              cfg.output_format)
+    kind = output_kind(out_path, cfg.output_format, image_output)
+    if kind == "png" and not image_output and out_path.suffix:
+        out_path = out_path.with_suffix("")  # a folder of frames
+    notes: list[str] = []
+
+    template_path = None
+    if cfg.save_template and main.is_video and main.path is not None and not main.path.name.endswith((".pkl", ".npz")):
+        template_path = out_path.with_name(out_path.stem + ".lpt.npz") if out_path.suffix else \
+            out_path.parent / (out_path.name + ".lpt.npz")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        save_template(template_path, main.template)
+
+    if source_is_video:
+        src_info = probe(source)
+        limit = len(main) if main.is_video else None
+        src = pipeline.source_video_motion(source, limit)
+        x_d = pipeline.video_keypoints(src, main)
+        frames = pipeline.animate_video(source, src, x_d)
+        fps, total, n_faces = src_info.fps, len(x_d), 1
+        audio_candidates = [main.path if main.has_audio else None, source if src_info.has_audio else None]
+    else:
+        image = limit_size(read_image(source), cfg.source_max_dim)
+        faces = pipeline.prepare_image(image)
+        frames = pipeline.animate_image(image, faces, drivings)
+        fps = main.template.fps if main.is_video else Fraction(25)
+        total, n_faces = max(len(d) for d in drivings), len(faces)
+        audio_candidates = [main.path if main.has_audio else None, None]
+    if cfg.audio_from not in ("driving", "source"):
+        raise InputError("--audio-from must be driving or source")
+    if cfg.audio_from == "source":
+        audio_candidates.reverse()
+    audio = next((a for a in audio_candidates if a is not None), None)
+
+    if image_output:
+        from .media import write_image
+
+        frame = next(iter(frames))
+        write_image(out_path, frame, metadata=_label())
+        result = AnimationResult(out_path, 1, fps, n_faces, False, template_path)
+    else:
+        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline)
+        result = AnimationResult(out_path, written, fps, n_faces, has_audio, template_path)
+    result.seconds = time.perf_counter() - t0
+    result.notes = notes
+    return result
+
+
+def _label() -> dict[str, str]:
+    from . import __version__
+
+    return {"generator": f"liveportrait {__version__}", "comment": "AI-generated with liveportrait"}
+
+
+def _write_video(path: Path, kind: str, frames: Iterator[np.ndarray], fps: Fraction, total: int,
+                 audio: Path | None, pipeline: Pipeline) -> tuple[int, bool]:
+    from .media import GifWriter, PngSequenceWriter, VideoWriter
+
+    cfg = pipeline.config
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "gif":
+        writer = GifWriter(path, fps)
+    elif kind == "png":
+        writer = PngSequenceWriter(path)
+    else:
+        writer = VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=_label())
+    with writer:
+        for frame in pipeline._progress(frames, total, "animating"):
+            writer.write(frame)
+        written = writer.frames_written
+        has_audio = bool(getattr(writer, "has_audio", False))
+    return written, has_audio
