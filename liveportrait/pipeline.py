@@ -514,15 +514,24 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
         audio_candidates.reverse()
     audio = next((a for a in audio_candidates if a is not None), None)
 
+    comparison_path = None
+    if cfg.comparison:
+        panel = None if source_is_video else _source_panel(faces, image)
+        comparison_path = out_path.with_name(out_path.stem + "_concat" + (out_path.suffix or ".mp4"))
+        frames = _with_comparison(frames, main, panel)
+
     if image_output:
         from .media import write_image
 
         frame = next(iter(frames))
+        if comparison_path is not None:
+            frame, concat = frame
+            write_image(comparison_path, concat, metadata=_label())
         write_image(out_path, frame, metadata=_label())
-        result = AnimationResult(out_path, 1, fps, n_faces, False, template_path)
+        result = AnimationResult(out_path, 1, fps, n_faces, False, template_path, comparison_path)
     else:
-        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline)
-        result = AnimationResult(out_path, written, fps, n_faces, has_audio, template_path)
+        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, comparison_path)
+        result = AnimationResult(out_path, written, fps, n_faces, has_audio, template_path, comparison_path)
     result.seconds = time.perf_counter() - t0
     result.notes = notes
     return result
@@ -534,21 +543,68 @@ def _label() -> dict[str, str]:
     return {"generator": f"liveportrait {__version__}", "comment": "AI-generated with liveportrait"}
 
 
-def _write_video(path: Path, kind: str, frames: Iterator[np.ndarray], fps: Fraction, total: int,
-                 audio: Path | None, pipeline: Pipeline) -> tuple[int, bool]:
+def _source_panel(faces: list[SourceFace], image: np.ndarray) -> np.ndarray:
+    crop = faces[0].crop
+    return crop.crop_512 if crop is not None else image
+
+
+def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
+                     source_panel: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pair each result with a side-by-side [driving | source | result] panel."""
+    from .media import is_video, read_image
+
+    reader = None
+    still = None
+    if driving.path is not None and is_video(driving.path):
+        from .media import VideoReader
+
+        reader = VideoReader(driving.path)
+    elif driving.path is not None and not driving.is_video and not str(driving.path).endswith((".pkl", ".npz")):
+        still = read_image(driving.path)
+    drv_iter = iter(reader) if reader is not None else None
+    last = still
+    try:
+        for frame in frames:
+            if drv_iter is not None:
+                last = next(drv_iter, last)
+            panels = [p for p in (last, source_panel) if p is not None] + [frame]
+            yield frame, side_by_side(panels)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: AnimateConfig):
     from .media import GifWriter, PngSequenceWriter, VideoWriter
 
+    if kind == "gif":
+        return GifWriter(path, fps)
+    if kind == "png":
+        return PngSequenceWriter(path)
+    return VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=_label())
+
+
+def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: int, audio: Path | None,
+                 pipeline: Pipeline, comparison: Path | None = None) -> tuple[int, bool]:
+    """Stream frames into the output (and the comparison video); both appear only if all succeeded."""
     cfg = pipeline.config
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "gif":
-        writer = GifWriter(path, fps)
-    elif kind == "png":
-        writer = PngSequenceWriter(path)
-    else:
-        writer = VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=_label())
-    with writer:
-        for frame in pipeline._progress(frames, total, "animating"):
-            writer.write(frame)
-        written = writer.frames_written
-        has_audio = bool(getattr(writer, "has_audio", False))
-    return written, has_audio
+    writer = _open_writer(path, kind, fps, audio, cfg)
+    side = None
+    try:
+        if comparison is not None:
+            side = _open_writer(comparison, kind if kind != "png" else "mp4", fps, audio, cfg)
+        for item in pipeline._progress(frames, total, "animating"):
+            if side is not None:
+                item, concat = item
+                side.write(concat)
+            writer.write(item)
+        if side is not None:
+            side.close()
+        writer.close()
+    except BaseException:
+        writer.abort()
+        if side is not None:
+            side.abort()
+        raise
+    return writer.frames_written, bool(getattr(writer, "has_audio", False))

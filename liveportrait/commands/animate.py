@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better, 18 is visually lossless")
     io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
                     help="which input's sound goes into the output (falls back to the other)")
+    io.add_argument("--comparison", action="store_true",
+                    help="also write OUTPUT_concat with driving | source | result side by side")
     io.add_argument("--no-template", action="store_true",
                     help="do not save the driving video's motion as a template next to the output")
     io.add_argument("--no-watermark", action="store_true",
@@ -161,7 +163,7 @@ def config_from_args(args: argparse.Namespace, device: str):
         source_scale=args.scale, source_vx=args.vx, source_vy=args.vy, crop_driving=args.crop_driving,
         paste_back=not args.no_paste_back, source_max_dim=args.max_dim, reference_frame=args.reference_frame,
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
-        crf=args.crf, audio_from=args.audio_from, save_template=not args.no_template,
+        crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=max(1, args.batch_size))
 
 
@@ -179,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.output} ({result.frames} frame{'s' if result.frames != 1 else ''}, "
               f"{float(result.fps):g} fps, {audio}, {result.faces} face{'s' if result.faces != 1 else ''}, "
               f"{result.seconds:.1f} s)")
+        if result.comparison:
+            print(f"comparison: {result.comparison}")
         if result.template:
             print(f"motion template: {result.template}")
         for note in result.notes:
