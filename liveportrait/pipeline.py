@@ -464,7 +464,7 @@ class Pipeline:
 def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | os.PathLike],
         output: str | os.PathLike | None, pipeline: Pipeline) -> AnimationResult:
     """Animate ``source`` with ``driving`` (one, or one per face) and write the result atomically."""
-    from .media import is_image, is_video, probe, read_image, save_template
+    from .media import is_image, is_template, is_video, probe, read_image, save_template
 
     t0 = time.perf_counter()
     cfg = pipeline.config
@@ -485,13 +485,6 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
     if kind == "png" and not image_output and out_path.suffix:
         out_path = out_path.with_suffix("")  # a folder of frames
     notes: list[str] = []
-
-    template_path = None
-    if cfg.save_template and main.is_video and main.path is not None and not main.path.name.endswith((".pkl", ".npz")):
-        template_path = out_path.with_name(out_path.stem + ".lpt.npz") if out_path.suffix else \
-            out_path.parent / (out_path.name + ".lpt.npz")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        save_template(template_path, main.template)
 
     if source_is_video:
         src_info = probe(source)
@@ -528,10 +521,15 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
             frame, concat = frame
             write_image(comparison_path, concat, metadata=_label())
         write_image(out_path, frame, metadata=_label())
-        result = AnimationResult(out_path, 1, fps, n_faces, False, template_path, comparison_path)
+        result = AnimationResult(out_path, 1, fps, n_faces, False, None, comparison_path)
     else:
         written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, comparison_path)
-        result = AnimationResult(out_path, written, fps, n_faces, has_audio, template_path, comparison_path)
+        result = AnimationResult(out_path, written, fps, n_faces, has_audio, None, comparison_path)
+    if cfg.save_template and main.is_video and main.path is not None and not is_template(main.path):
+        # the driving's motion, reusable without its faces (written only once the output exists)
+        result.template = out_path.with_name(out_path.stem + ".lpt.npz") if out_path.suffix else \
+            out_path.parent / (out_path.name + ".lpt.npz")
+        save_template(result.template, main.template)
     result.seconds = time.perf_counter() - t0
     result.notes = notes
     return result

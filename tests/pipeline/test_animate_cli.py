@@ -1,0 +1,153 @@
+"""``liveportrait animate`` end to end, with tiny networks in the released format and real media."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liveportrait.cli import main
+from liveportrait.errors import InputError, NoFaceError, UnsafeFileError
+from liveportrait.media import VideoReader, probe, read_image
+
+
+@pytest.fixture
+def animate(tiny_weights, capsys):
+    def run(*args) -> tuple[int, str]:
+        code = main(["animate", *map(str, args), "--weights", str(tiny_weights), "--model-config", "tiny", "-q"])
+        return code, capsys.readouterr().err
+    return run
+
+
+def count_frames(path: Path) -> int:
+    with VideoReader(path) as r:
+        return sum(1 for _ in r)
+
+
+def test_video_driving_keeps_frames_fps_and_sound(animate, examples_dir, tmp_path):
+    out = tmp_path / "with_sound.mp4"
+    code, err = animate("-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d12.mp4", "-o", out)
+    assert code == 0, err
+    info = probe(out)
+    assert info.fps == 25 and info.has_audio
+    assert count_frames(out) == 183
+    # the pasted-back result has the photo's size (even sides for H.264)
+    assert (info.width, info.height) == (1146, 1146) or (info.width, info.height) == (1145 + 1, 1145 + 1)
+    # the driving motion was saved as a safe template beside the output
+    assert (tmp_path / "with_sound.lpt.npz").is_file()
+
+
+def test_driving_without_audio_gives_silent_video(animate, examples_dir, tmp_path):
+    out = tmp_path / "silent.mp4"
+    code, err = animate("-s", examples_dir / "source/s0.jpg", "-d", examples_dir / "driving/d0.mp4", "-o", out,
+                        "--no-template")
+    assert code == 0, err
+    info = probe(out)
+    assert not info.has_audio and info.fps == 25
+    assert count_frames(out) == 78
+    assert not list(tmp_path.glob("*.npz"))
+
+
+@pytest.mark.parametrize("name", ["d1.pkl", "d5.pkl", "talking.pkl", "wink.pkl"])
+def test_every_reference_template_animates(animate, examples_dir, tmp_path, name):
+    from liveportrait.media import load_template
+
+    tpl = load_template(examples_dir / "driving" / name)
+    out = tmp_path / "t.mp4"
+    code, err = animate("-s", examples_dir / "source/s9.jpg", "-d", examples_dir / "driving" / name, "-o", out)
+    assert code == 0, err
+    assert count_frames(out) == tpl.n_frames
+    assert probe(out).fps == tpl.fps
+
+
+def test_image_driving_gives_an_image(animate, examples_dir, tmp_path):
+    out = tmp_path / "still.png"
+    code, err = animate("-s", examples_dir / "source/s5.jpg", "-d", examples_dir / "driving/d30.jpg", "-o", out,
+                        "--comparison")
+    assert code == 0, err
+    source = read_image(examples_dir / "source/s5.jpg")
+    result = read_image(out)
+    assert result.shape == source.shape
+    # pasted back: far from the face the picture is untouched, on the face it changed
+    assert np.abs(result[:20, :20].astype(int) - source[:20, :20]).max() <= 2
+    assert np.abs(result.astype(int) - source).mean() > 1
+    assert read_image(tmp_path / "still_concat.png").shape[0] == 512
+
+
+def test_video_source_follows_source_length_and_sound(animate, examples_dir, tmp_path):
+    """s13.mp4 (103 frames, with sound) driven by d0 (78 frames, silent): 78 frames, the source's sound."""
+    out = tmp_path / "v2v.mp4"
+    code, err = animate("-s", examples_dir / "source/s13.mp4", "-d", examples_dir / "driving/d0.mp4", "-o", out)
+    assert code == 0, err
+    info = probe(out)
+    assert info.has_audio and info.fps == 25
+    assert count_frames(out) == 78
+
+
+def test_no_crop_outputs_the_crop(animate, examples_dir, tmp_path):
+    out = tmp_path / "crop.mp4"
+    code, err = animate("-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d1.pkl", "-o", out,
+                        "--no-crop")
+    assert code == 0, err
+    assert (probe(out).width, probe(out).height) == (512, 512)
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_template_is_refused(animate, examples_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(pickle.dumps({"n_frames": 1, "motion": [Evil(marker)]}))
+    out = tmp_path / "never.mp4"
+    code, err = animate("-s", examples_dir / "source/s0.jpg", "-d", bad, "-o", out)
+    assert code == UnsafeFileError.exit_code
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt_video", "empty_video", "unknown", "text_as_image"])
+def test_bad_input_is_one_clear_line(animate, examples_dir, tmp_path, case):
+    d = tmp_path / "d"
+    d.mkdir()
+    driving = examples_dir / "driving/d0.mp4"
+    source = examples_dir / "source/s0.jpg"
+    if case == "missing":
+        driving = d / "nope.mp4"
+    elif case == "corrupt_video":
+        driving = d / "broken.mp4"
+        driving.write_bytes((examples_dir / "driving/d0.mp4").read_bytes()[:5000])
+    elif case == "empty_video":
+        driving = d / "empty.mp4"
+        driving.write_bytes(b"")
+    elif case == "unknown":
+        driving = d / "notes.xyz"
+        driving.write_text("hello")
+    else:
+        source = d / "fake.jpg"
+        source.write_text("not a picture")
+    out = tmp_path / "out" / "o.mp4"
+    code, err = animate("-s", source, "-d", driving, "-o", out)
+    assert code == InputError.exit_code, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_no_face_suggests_crop_box(animate, examples_dir, tmp_path):
+    out = tmp_path / "dog.mp4"
+    code, err = animate("-s", examples_dir / "source/s25.jpg", "-d", examples_dir / "driving/d1.pkl", "-o", out)
+    assert code == NoFaceError.exit_code
+    assert "--crop-box" in err and not out.exists()
+    # with a box, the dog animates
+    code, err = animate("-s", examples_dir / "source/s25.jpg", "-d", examples_dir / "driving/d1.pkl", "-o", out,
+                        "--crop-box", "100,60,420,380")
+    assert code == 0, err
+    assert count_frames(out) == 16
