@@ -22,6 +22,7 @@ import torch
 
 from .animator import Animator, PreparedSource, to_uint8
 from .errors import InputError
+from .provenance import Stamp
 from .motion.compose import (
     Motion,
     MotionOptions,
@@ -513,17 +514,19 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
         comparison_path = out_path.with_name(out_path.stem + "_concat" + (out_path.suffix or ".mp4"))
         frames = _with_comparison(frames, main, panel)
 
+    stamp = Stamp(watermark=cfg.watermark)
     if image_output:
         from .media import write_image
 
         frame = next(iter(frames))
         if comparison_path is not None:
             frame, concat = frame
-            write_image(comparison_path, concat, metadata=_label())
-        write_image(out_path, frame, metadata=_label())
+            write_image(comparison_path, stamp.mark(concat), save_kwargs=stamp.save_kwargs(comparison_path.suffix))
+        write_image(out_path, stamp.mark(frame), save_kwargs=stamp.save_kwargs(out_path.suffix))
         result = AnimationResult(out_path, 1, fps, n_faces, False, None, comparison_path)
     else:
-        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, comparison_path)
+        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, stamp,
+                                          comparison_path)
         result = AnimationResult(out_path, written, fps, n_faces, has_audio, None, comparison_path)
     if cfg.save_template and main.is_video and main.path is not None and not is_template(main.path):
         # the driving's motion, reusable without its faces (written only once the output exists)
@@ -533,12 +536,6 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
     result.seconds = time.perf_counter() - t0
     result.notes = notes
     return result
-
-
-def _label() -> dict[str, str]:
-    from . import __version__
-
-    return {"generator": f"liveportrait {__version__}", "comment": "AI-generated with liveportrait"}
 
 
 def _source_panel(faces: list[SourceFace], image: np.ndarray) -> np.ndarray:
@@ -572,31 +569,32 @@ def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
             reader.close()
 
 
-def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: AnimateConfig):
+def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: AnimateConfig, stamp: Stamp):
     from .media import GifWriter, PngSequenceWriter, VideoWriter
+    from .provenance.metadata import container_tags, label_text
 
     if kind == "gif":
-        return GifWriter(path, fps)
+        return GifWriter(path, fps, metadata=container_tags(stamp.label))
     if kind == "png":
-        return PngSequenceWriter(path)
-    return VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=_label())
+        return PngSequenceWriter(path, metadata={"Description": label_text(stamp.label)})
+    return VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=container_tags(stamp.label))
 
 
 def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: int, audio: Path | None,
-                 pipeline: Pipeline, comparison: Path | None = None) -> tuple[int, bool]:
+                 pipeline: Pipeline, stamp: Stamp, comparison: Path | None = None) -> tuple[int, bool]:
     """Stream frames into the output (and the comparison video); both appear only if all succeeded."""
     cfg = pipeline.config
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = _open_writer(path, kind, fps, audio, cfg)
+    writer = _open_writer(path, kind, fps, audio, cfg, stamp)
     side = None
     try:
         if comparison is not None:
-            side = _open_writer(comparison, kind if kind != "png" else "mp4", fps, audio, cfg)
+            side = _open_writer(comparison, kind if kind != "png" else "mp4", fps, audio, cfg, stamp)
         for item in pipeline._progress(frames, total, "animating"):
             if side is not None:
                 item, concat = item
-                side.write(concat)
-            writer.write(item)
+                side.write(stamp.mark(concat))
+            writer.write(stamp.mark(item))
         if side is not None:
             side.close()
         writer.close()

@@ -11,17 +11,19 @@ Coordinates are pixels with OpenCV's convention (the centre of the top-left pixe
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.machinery
 import importlib.util
 import math
 import os
 import sys
 import types
-import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from ..errors import InputError, LivePortraitError
@@ -35,6 +37,8 @@ INSTALL_HINT = (
 _ROI_EYE_RIGHT, _ROI_EYE_LEFT = 33, 263
 # the landmark model's input covers 1.5x the face box, as in mediapipe's own graphs
 ROI_SCALE = 1.5
+# pictures are shrunk to this longer side before detection (the detectors look at 128/192 pixels)
+DETECT_MAX_SIDE = 640
 
 
 @dataclass
@@ -70,8 +74,11 @@ class FaceBackend(Protocol):
     #: number of points ``landmarks`` returns; the cropper picks its anchor points by this
     num_landmarks: int
 
-    def detect(self, image_rgb: np.ndarray) -> list[Face]:
-        """Every human face in the picture, best first, without landmarks."""
+    def detect(self, image_rgb: np.ndarray, thorough: bool = False) -> list[Face]:
+        """Every human face in the picture, best first, without landmarks.
+
+        ``thorough`` asks for small faces too (group photos), at a higher cost.
+        """
         ...
 
     def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray | None:
@@ -135,13 +142,50 @@ def roi_for_face(face: Face) -> Roi:
     return roi_from_points(face.box, (0.0, 0.0), (1.0, 0.0))
 
 
-def merge_detections(faces: list[Face], iou_threshold: float = 0.3) -> list[Face]:
-    """Greedy non-maximum suppression over faces from several detectors (first wins ties)."""
+def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area (1 when one box lies inside the other)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(ix * iy / smaller) if smaller > 0 else 0.0
+
+
+def merge_detections(faces: list[Face], iou_threshold: float = 0.3,
+                     inside_threshold: float = 0.7) -> list[Face]:
+    """Greedy suppression over faces from several detectors or tiles (earlier ones win).
+
+    A face is dropped when it overlaps a kept one by IoU, or lies mostly inside it (a face cut by
+    a tile border next to the whole face).
+    """
     kept: list[Face] = []
     for f in faces:
-        if all(box_iou(f.box, k.box) <= iou_threshold for k in kept):
+        if all(box_iou(f.box, k.box) <= iou_threshold and box_overlap(f.box, k.box) <= inside_threshold
+               for k in kept):
             kept.append(f)
     return kept
+
+
+def detection_tiles(h: int, w: int, levels=(2, 4), min_side: int = 320) -> list[tuple[int, int, int, int]]:
+    """Overlapping square tiles (x0, y0, x1, y1) for finding faces too small for one whole-picture pass.
+
+    At level k the tile side is the longer side / k and tiles step by half a side, so every face
+    smaller than half a tile lies wholly inside one of them.  Levels whose tiles would be smaller
+    than ``min_side`` pixels are skipped.
+    """
+    out = []
+    for k in levels:
+        side = int(math.ceil(max(h, w) / k))
+        if side < min_side or side >= max(h, w):
+            continue
+        step = side // 2
+        ys = list(range(0, max(h - side, 0) + 1, step))
+        xs = list(range(0, max(w - side, 0) + 1, step))
+        if ys[-1] + side < h:
+            ys.append(h - side)
+        if xs[-1] + side < w:
+            xs.append(w - side)
+        out += [(x, y, min(x + side, w), min(y + side, h)) for y in ys for x in xs]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +217,9 @@ def _quiet_stderr():
         os.close(saved)
 
 
+_MEDIAPIPE: types.SimpleNamespace | None = None
+
+
 def _import_mediapipe() -> types.SimpleNamespace:
     """Import the parts of mediapipe we use without running its package ``__init__``.
 
@@ -181,20 +228,28 @@ def _import_mediapipe() -> types.SimpleNamespace:
     three package modules on the way are registered as bare packages (unless mediapipe was already
     imported in full, which is then reused as is).
     """
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise LivePortraitError(
-            f"face detection needs mediapipe {MEDIAPIPE_VERSION}, which is not installed: {INSTALL_HINT}"
-        )
-    root = Path(next(iter(spec.submodule_search_locations)))
+    global _MEDIAPIPE
+    if _MEDIAPIPE is not None:
+        return _MEDIAPIPE
+    loaded = sys.modules.get("mediapipe")
+    if loaded is not None and getattr(loaded, "__path__", None):
+        root = Path(list(loaded.__path__)[0])
+    else:
+        spec = importlib.util.find_spec("mediapipe")
+        if spec is None or not spec.submodule_search_locations:
+            raise LivePortraitError(
+                f"face detection needs mediapipe {MEDIAPIPE_VERSION}, which is not installed: {INSTALL_HINT}"
+            )
+        root = Path(next(iter(spec.submodule_search_locations)))
     for name, sub in (("mediapipe", ""), ("mediapipe.python", "python"),
                       ("mediapipe.python.solutions", "python/solutions")):
         if name not in sys.modules:
+            path = str(root / sub) if sub else str(root)
             mod = types.ModuleType(name)
-            mod.__path__ = [str(root / sub) if sub else str(root)]
-            mod.__file__ = None
+            mod.__path__ = [path]
+            mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            mod.__spec__.submodule_search_locations = [path]
             sys.modules[name] = mod
-    os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         solution_base = importlib.import_module("mediapipe.python.solution_base")
         # imported for their protobuf option extensions, which the graph configs below carry
@@ -207,10 +262,11 @@ def _import_mediapipe() -> types.SimpleNamespace:
         raise LivePortraitError(
             f"mediapipe could not be loaded ({exc}); it needs protobuf<5 and numpy<2: {INSTALL_HINT}"
         ) from exc
-    return types.SimpleNamespace(
+    _MEDIAPIPE = types.SimpleNamespace(
         root=root, SolutionBase=solution_base.SolutionBase, face_mesh=face_mesh,
         face_detection=face_detection, calculator_pb2=calculator_pb2, rect_pb2=rect_pb2, vgc=vgc,
     )
+    return _MEDIAPIPE
 
 
 _LANDMARK_PREFIX = "facelandmarkcpu__"
@@ -256,6 +312,15 @@ def _landmark_graph(mp: types.SimpleNamespace):
     )
 
 
+def _shrink(image: np.ndarray) -> np.ndarray:
+    """A contiguous copy no longer than DETECT_MAX_SIDE: the detectors see 128 or 192 pixels."""
+    h, w = image.shape[:2]
+    if max(h, w) <= DETECT_MAX_SIDE:
+        return np.ascontiguousarray(image)
+    f = DETECT_MAX_SIDE / max(h, w)
+    return cv2.resize(image, (max(round(w * f), 1), max(round(h * f), 1)), interpolation=cv2.INTER_AREA)
+
+
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputError("expected an RGB picture as a HxWx3 uint8 array")
@@ -269,17 +334,21 @@ class MediaPipeBackend:
     faces, the short-range one is surer of close-ups.  A face is accepted when the full-range score
     reaches ``full_range_min`` or the short-range score reaches ``short_range_min``; the short-range
     bar is high because that model also fires on animal faces (a dog scores about 0.7), which the
-    full-range model rejects.  Models are loaded on first use and reused.
+    full-range model rejects.  The mesh then has to agree: its face logit must reach
+    ``accept_presence`` (real faces in the examples score 15-36, a hand that the full-range model
+    took for a face 9).  Models are loaded on first use and reused.
     """
 
     num_landmarks = 478
 
     def __init__(self, max_faces: int = 0, full_range_min: float = 0.5,
-                 short_range_min: float = 0.85, presence_min: float = 0.0):
+                 short_range_min: float = 0.85, presence_min: float = 0.0,
+                 accept_presence: float = 12.0):
         self.max_faces = max_faces
         self.full_range_min = full_range_min
         self.short_range_min = short_range_min
-        self.presence_min = presence_min
+        self.presence_min = presence_min  # mesh face logit to keep tracking
+        self.accept_presence = accept_presence  # mesh face logit to accept a new detection
         self._mp = None
         self._detectors: dict[int, object] = {}
         self._mesh = None
@@ -323,8 +392,15 @@ class MediaPipeBackend:
         self.landmarks(blank, Face(np.array([64.0, 64.0, 192.0, 192.0]), 1.0))
 
     # detection --------------------------------------------------------------------------
-    def _run_detector(self, image: np.ndarray, model: int, min_score: float) -> list[Face]:
-        h, w = image.shape[:2]
+    def _run_detector(self, image: np.ndarray, model: int, min_score: float,
+                      frame: tuple[int, int, int, int] | None = None) -> list[Face]:
+        """Faces from one detector.
+
+        ``frame`` (x0, y0, w, h) is the region of the original that ``image`` shows (a tile,
+        possibly shrunk); the faces are returned in the original's pixels.
+        """
+        x0, y0, w, h = frame if frame is not None else (0, 0, image.shape[1], image.shape[0])
+        image = _shrink(image)
         result = self._process(f"detector{model}", self._detector(model), image)
         faces = []
         for det in result.detections or []:
@@ -332,54 +408,88 @@ class MediaPipeBackend:
             if score < min_score:
                 continue
             bb = det.location_data.relative_bounding_box
-            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w,
-                            (bb.ymin + bb.height) * h]) - 0.5
-            kps = np.array([[k.x * w, k.y * h] for k in det.location_data.relative_keypoints]) - 0.5
+            box = np.array([bb.xmin * w + x0, bb.ymin * h + y0, (bb.xmin + bb.width) * w + x0,
+                            (bb.ymin + bb.height) * h + y0]) - 0.5
+            kps = np.array([[k.x * w + x0, k.y * h + y0]
+                            for k in det.location_data.relative_keypoints]) - 0.5
             faces.append(Face(box=box, score=score, keypoints=kps,
                               source="full" if model == 1 else "short"))
         return faces
 
-    def detect(self, image_rgb: np.ndarray) -> list[Face]:
-        """Every accepted face, highest score first (full-range faces win overlaps)."""
+    def detect(self, image_rgb: np.ndarray, thorough: bool = False) -> list[Face]:
+        """Every accepted face, highest score first (full-range faces win overlaps).
+
+        One pass of each detector over the whole picture finds faces down to about a tenth of
+        its longer side.  ``thorough`` adds full-range passes over overlapping tiles (halves and,
+        in big pictures, quarters of the longer side), which finds faces down to a few percent of
+        it, for group photos; it costs about 10 ms per tile.
+        """
         image = _as_rgb(image_rgb)
-        faces = self._run_detector(image, 1, self.full_range_min)
-        faces += self._run_detector(image, 0, self.short_range_min)
-        faces = merge_detections(faces)
+        small = _shrink(image)
+        frame = (0, 0, image.shape[1], image.shape[0])
+        faces = self._run_detector(small, 1, self.full_range_min, frame)
+        faces += self._run_detector(small, 0, self.short_range_min, frame)
         faces.sort(key=lambda f: -f.score)
+        if thorough:
+            tiled = []
+            for x0, y0, x1, y1 in detection_tiles(*image.shape[:2]):
+                tiled += self._run_detector(image[y0:y1, x0:x1], 1, self.full_range_min,
+                                            (x0, y0, x1 - x0, y1 - y0))
+            faces += sorted(tiled, key=lambda f: -f.score)
+        faces = merge_detections(faces)
         if self.max_faces:
             faces = faces[: self.max_faces]
         return faces
 
     # landmarks --------------------------------------------------------------------------
     def landmarks(self, image_rgb: np.ndarray, face: Face) -> np.ndarray | None:
-        """(478, 3) pixel landmarks (z in pixels too, relative depth), or None if no face there."""
+        """(478, 3) pixel landmarks (z in pixels too, relative depth), or None if no face there.
+
+        For a fresh detection (no ``face.landmarks``) the mesh runs twice, the second time on the
+        region its first landmarks give: that is the region it sees when tracking, so pictures
+        and video frames are measured alike (eye ratios move by up to 0.05 with the region
+        otherwise).  A fresh face must also pass ``accept_presence``, which turns away hands and
+        other face-like things that a detector let through.
+        """
         out = self.landmarks_with_presence(image_rgb, face)
         return None if out is None else out[0]
 
     def landmarks_with_presence(self, image_rgb: np.ndarray, face: Face):
-        """``(landmarks, presence logit)``, or None when the presence is below ``presence_min``."""
+        """``(landmarks, presence logit)`` as ``landmarks`` describes, or None."""
         image = _as_rgb(image_rgb)
+        if face.landmarks is not None:
+            return self._mesh_once(image, face, self.presence_min)
+        first = self._mesh_once(image, face, self.accept_presence)
+        if first is None:
+            return None
+        return self._mesh_once(image, replace(face, landmarks=first[0]), self.accept_presence)
+
+    def _mesh_once(self, image: np.ndarray, face: Face, min_presence: float):
         h, w = image.shape[:2]
         roi = roi_for_face(face)
         if not (roi.size > 2 and math.isfinite(roi.size)):
             return None
         mp = self._module()
-        rect = mp.rect_pb2.NormalizedRect(
-            x_center=(roi.center[0] + 0.5) / w, y_center=(roi.center[1] + 0.5) / h,
-            width=roi.size / w, height=roi.size / h, rotation=roi.rotation)
-        out = self._process("mesh", self._landmarker(), {"image": image, "roi": rect})
-        presence = getattr(out, _PRESENCE_STREAM)
-        if out.face_landmarks is None or presence is None or presence < self.presence_min:
+        # hand the graph only the window the (possibly rotated) ROI can reach: the cost then does
+        # not grow with the picture
+        reach = roi.size * 0.75
+        x0 = min(max(int(math.floor(roi.center[0] - reach)), 0), w)
+        y0 = min(max(int(math.floor(roi.center[1] - reach)), 0), h)
+        x1 = max(min(int(math.ceil(roi.center[0] + reach)) + 1, w), x0)
+        y1 = max(min(int(math.ceil(roi.center[1] + reach)) + 1, h), y0)
+        if x1 - x0 < 2 or y1 - y0 < 2:
             return None
-        lm = np.array([(p.x * w - 0.5, p.y * h - 0.5, p.z * w) for p in out.face_landmarks.landmark],
-                      np.float32)
+        window = np.ascontiguousarray(image[y0:y1, x0:x1])
+        ww, wh = x1 - x0, y1 - y0
+        rect = mp.rect_pb2.NormalizedRect(
+            x_center=(roi.center[0] - x0 + 0.5) / ww, y_center=(roi.center[1] - y0 + 0.5) / wh,
+            width=roi.size / ww, height=roi.size / wh, rotation=roi.rotation)
+        out = self._process("mesh", self._landmarker(), {"image": window, "roi": rect})
+        presence = getattr(out, _PRESENCE_STREAM)
+        if out.face_landmarks is None or presence is None or presence < min_presence:
+            return None
+        lm = np.array([(p.x, p.y, p.z) for p in out.face_landmarks.landmark], np.float32)
+        lm *= np.float32(ww), np.float32(wh), np.float32(ww)
+        lm[:, 0] += np.float32(x0 - 0.5)
+        lm[:, 1] += np.float32(y0 - 0.5)
         return lm, float(presence)
-
-    def detect_with_landmarks(self, image_rgb: np.ndarray) -> list[Face]:
-        """``detect`` then ``landmarks`` for each face; faces the mesh rejects are dropped."""
-        faces = []
-        for f in self.detect(image_rgb):
-            out = self.landmarks_with_presence(image_rgb, f)
-            if out is not None:
-                faces.append(replace(f, landmarks=out[0], presence=out[1]))
-        return faces

@@ -26,7 +26,7 @@ FEATHER_512 = 16  # fade width of the reference mask at dsize 512
 def mask_template_u8(dsize: int = 512) -> np.ndarray:
     """The mask as uint8 (dsize, dsize), as the reference PNG stores it.
 
-    A pixel's value is 255 - (255/feather) * r, where r is its Euclidean distance to the inner
+    A pixel's value is 255 - 16 * r (for dsize 512), where r is its Euclidean distance to the inner
     square, measured with the left/top border at 0 and the right/bottom border at ``dsize`` (the
     reference's own asymmetry: its first row and column are 0, its last ones 15).
     """
@@ -34,7 +34,7 @@ def mask_template_u8(dsize: int = 512) -> np.ndarray:
     x = np.arange(dsize, dtype=np.float64)
     d = np.maximum(np.maximum(feather - x, x - (dsize - feather)), 0.0)
     r = np.hypot(d[None, :], d[:, None])
-    return np.clip(np.round(255.0 - (255.0 / feather) * r), 0, 255).astype(np.uint8)
+    return np.clip(np.round(255.0 - (256.0 / feather) * r), 0, 255).astype(np.uint8)
 
 
 def mask_template(dsize: int = 512) -> np.ndarray:
@@ -70,7 +70,7 @@ class PasteBack:
         self.m_c2o = np.asarray(m_c2o, np.float32)
         self.roi = _roi_of_warp(self.m_c2o, dsize, self.shape)
         if self.roi is None:
-            self._m = self._mask = self._inv = None
+            self._m = self._mask = None
             return
         x0, y0, x1, y1 = self.roi
         shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
@@ -90,25 +90,36 @@ class PasteBack:
             m = cv2.warpAffine(np.asarray(mask, np.float32), self._m, self._size,
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if m.ndim == 3:
-            m = m[..., :1]
-        self._mask = m.reshape(m.shape[0], m.shape[1], 1)
-        self._inv = np.float32(1.0) - self._mask
+            m = m[..., 0]
+        self._mask = m
+        # where the mask is exactly 1 the blend is the warped crop, where 0 the original
+        # (1*a + 0*b == a in float32), so the float blend only runs on the feathered band
+        self._inside = (m >= 1.0)[..., None]
+        self._band = np.nonzero((m > 0) & (m < 1))
+        band = m[self._band][:, None]
+        self._band_mask = band
+        self._band_inv = np.float32(1.0) - band
 
     def warped_mask(self) -> np.ndarray:
         """The full-size float32 (H, W) mask, for inspection and tests."""
         full = np.zeros(self.shape, np.float32)
         if self.roi is not None:
             x0, y0, x1, y1 = self.roi
-            full[y0:y1, x0:x1] = self._mask[..., 0]
+            full[y0:y1, x0:x1] = self._mask
         return full
 
     def __call__(self, crop: np.ndarray, original: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Return ``original`` with ``crop`` blended in (a new array unless ``out`` is given)."""
+        """Return ``original`` with ``crop`` blended in.
+
+        The result goes to a new array, or to ``out``; ``out=original`` blends in place and skips
+        copying the rest of the frame.
+        """
         if original.shape[:2] != self.shape:
             raise InputError(f"paste-back was prepared for {self.shape[1]}x{self.shape[0]} pictures, "
                              f"got {original.shape[1]}x{original.shape[0]}")
         if crop.shape[:2] != (self.dsize, self.dsize):
-            raise InputError(f"paste-back expects a {self.dsize}x{self.dsize} crop, got {crop.shape[1]}x{crop.shape[0]}")
+            raise InputError(f"paste-back expects a {self.dsize}x{self.dsize} crop, "
+                             f"got {crop.shape[1]}x{crop.shape[0]}")
         if out is None:
             out = original.copy()
         elif out is not original:
@@ -118,11 +129,13 @@ class PasteBack:
         x0, y0, x1, y1 = self.roi
         warped = cv2.warpAffine(crop, self._m, self._size, flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        orig = original[y0:y1, x0:x1].astype(np.float32)
-        blend = self._mask * warped.astype(np.float32)
-        blend += self._inv * orig
+        roi = out[y0:y1, x0:x1]
+        np.copyto(roi, warped, where=self._inside)
+        orig = original[y0:y1, x0:x1][self._band].astype(np.float32)
+        blend = self._band_mask * warped[self._band].astype(np.float32)
+        blend += self._band_inv * orig
         np.clip(blend, 0, 255, out=blend)
-        out[y0:y1, x0:x1] = blend.astype(np.uint8)
+        roi[self._band] = blend.astype(np.uint8)
         return out
 
 

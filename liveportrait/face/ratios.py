@@ -40,8 +40,8 @@ def _points(lm: np.ndarray) -> tuple[np.ndarray, tuple]:
 
 def eye_ratio(lm: np.ndarray) -> np.ndarray:
     """(2,) float32: [right eye (image left), left eye (image right)] open ratios."""
-    p, (r, l, _) = _points(lm)
-    return np.array([_ratio(p, *r), _ratio(p, *l)], np.float32)
+    p, (right, left, _) = _points(lm)
+    return np.array([_ratio(p, *right), _ratio(p, *left)], np.float32)
 
 
 def lip_ratio(lm: np.ndarray) -> np.ndarray:

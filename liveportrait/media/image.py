@@ -243,11 +243,13 @@ def write_image(
     *,
     quality: int = 95,
     lossless: bool = False,
+    save_kwargs: dict | None = None,
 ) -> Path:
     """Write HxWx3 RGB (or HxWx4 RGBA, or HxW gray) uint8 atomically; the format follows the extension.
 
     Metadata goes into PNG text chunks, the JPEG comment (as JSON) or the WEBP/TIFF EXIF image
-    description (as JSON); BMP has nowhere to keep it, so it is dropped there. JPEG quality 95 is
+    description (as JSON); BMP has nowhere to keep it, so it is dropped there. ``save_kwargs`` are
+    extra Pillow ``save`` arguments that win over these. JPEG quality 95 is
     what OpenCV's imwrite (used by the reference) defaults to.
     """
     fmt = _write_format(path)
@@ -255,6 +257,7 @@ def write_image(
     if pil.mode == "RGBA" and fmt in ("JPEG", "BMP"):
         raise InputError(f"{path}: {fmt} cannot store an alpha channel; write .png or .webp instead")
     kwargs = _save_kwargs(fmt, metadata or {}, quality)
+    kwargs.update(save_kwargs or {})  # e.g. provenance XMP / EXIF prepared by the caller
     if lossless and fmt == "WEBP":
         kwargs["lossless"] = True
     with atomic_output(path) as tmp:

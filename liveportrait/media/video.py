@@ -481,17 +481,20 @@ class GifWriter(_AtomicSink):
         loop: int = 0,
         method: str = "octree",
         dither: bool = False,
+        metadata: dict[str, object] | None = None,
     ):
         self.fps = as_fps(fps)
         self.frames_written = 0
         if method not in _QUANTISERS:
             raise ValueError(f"GIF palette method must be one of {sorted(_QUANTISERS)}, got {method!r}")
         self._method, self._dither = method, dither
+        self._comment = str((metadata or {}).get("comment", "")) or None
         self._stream = None
         self._out = None
         super().__init__(path, ".gif")
         try:
             self._out = av.open(str(self._tmp), mode="w", format="gif", options={"loop": str(loop)})
+            _set_metadata(self._out, metadata)
         except BaseException:
             self.abort()
             raise
@@ -521,6 +524,8 @@ class GifWriter(_AtomicSink):
             self._out.mux(packet)
         self._out.close()
         self._out = None
+        if self._comment:
+            self._tmp.write_bytes(gif_with_comment(self._tmp.read_bytes(), self._comment))
 
     def _release(self) -> None:
         if self._out is not None:
@@ -529,6 +534,17 @@ class GifWriter(_AtomicSink):
             except (av.FFmpegError, OSError, ValueError):
                 pass
             self._out = None
+
+
+def gif_with_comment(data: bytes, comment: str) -> bytes:
+    """Insert a GIF comment extension after the global colour table (FFmpeg's muxer writes none)."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        raise ValueError("not a GIF")
+    packed = data[10]
+    end = 13 + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
+    text = comment.encode("utf-8")
+    blocks = b"".join(bytes([len(text[i:i + 255])]) + text[i:i + 255] for i in range(0, len(text), 255))
+    return b"GIF89a" + data[6:end] + b"\x21\xfe" + blocks + b"\x00" + data[end:]
 
 
 _QUANTISERS = {"octree": 2, "mediancut": 0}  # PIL.Image.Quantize values

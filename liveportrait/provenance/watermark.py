@@ -1,34 +1,49 @@
 """Invisible, keyed watermark in the luma of every output frame.
 
-How it works
+Embedding
+---------
+The mark is a periodic tile of ``TILE`` x ``TILE`` pixels defined in the Fourier domain: every
+frequency bin of the tile inside a mid band (``BAND``, cycles per pixel) gets unit magnitude and a
+pseudo-random phase derived from a key.  About a third of those bins form a *sync* pattern whose
+phases are fixed; each of the others belongs to one bit of the payload (tool id, 32-bit run id,
+CRC-16; rate-1/2 convolutional code) and has its sign flipped by that bit.  The inverse FFT of this
+spectrum is a seamless tile of band-limited noise.  It is repeated over the frame, multiplied by a
+mask (a little stronger on texture, weaker near black and white where clipping would eat it)
+scaled so that the root-mean-square change is ``strength`` grey levels (PSNR about 41 dB), and
+added equally to R, G and B, so only luma changes.  The tiled pattern is cached per frame size;
+embedding costs a few milliseconds per 512 x 512 frame.
+
+Detection
+---------
+No original is needed.  The luma is high-passed and locally normalised, then *folded*: all tiles
+are summed into one, which adds the mark coherently while the picture averages out.  Because the
+mark is periodic, a crop merely shifts the folded tile; the shift is found with one FFT
+cross-correlation against the sync bins (phase-only, so every bin weighs the same) and refined to a
+sixteenth of a pixel.  A resize by a factor ``s`` turns the period into ``s * TILE``; folding with
+that period reads the same bins, so half size costs one more fold of 64 x 64.  When the expected
+scales (``DEFAULT_SCALES``) find nothing, the period is read off the autocorrelation of the
+residual (the tiling makes it peak at the period) and the frames are resampled and folded there,
+which covers other resize factors.  Frames of a video go into the same folds, so the evidence of
+several frames adds up.
+
+False alarms
 ------------
-The mark is a periodic tile of ``TILE`` x ``TILE`` pixels, defined directly in the Fourier domain:
-every frequency bin of the tile inside a mid band (``BAND``, in cycles per pixel) gets unit magnitude
-and a pseudo-random phase drawn from a secret key.  A third of those bins form a *sync* pattern whose
-phases are fixed; each of the others belongs to one bit of a convolutionally coded payload and has its
-sign flipped by that bit.  The inverse FFT of this spectrum is a seamless tile of band-limited noise;
-it is repeated over the frame, multiplied by a perceptual mask (stronger on texture, weaker on flat
-skin) scaled so that the root-mean-square change per pixel is ``strength`` grey levels, and added
-equally to R, G and B (so only luma changes).
+With phase-only correlation the sync score at one shift is a sum of ``n`` cosines of independent,
+uniformly distributed angles (the key's phases are random with respect to any picture not marked
+with it), so divided by ``sqrt(n / 2)`` it is close to a standard normal, with lighter tails.  The
+detector takes the maximum over every shift of every fold it tried and reports the union bound
+``tests * Q(z)`` as the false-alarm probability.  The mark counts as found below ``P_FOUND``, or
+below ``P_FOUND_WITH_PAYLOAD`` when the payload also decodes with a valid CRC and a known tool id
+(a further 2**-24).  The scale search is a second stage with its own bound over all tests of both.
 
-Detection never needs the original.  The frame's luma is high-passed and locally normalised, then
-*folded*: all tiles are summed into one (period ``P``), which adds the mark coherently while the
-picture averages out.  Because the mark is periodic, a crop merely shifts the folded tile; the shift
-is found with one FFT cross-correlation against the sync bins (phase-only, so every bin weighs the
-same).  A resize by a factor ``s`` turns the period into ``s * TILE``; folding with that period
-reads the same bins, so half size costs one more fold of 64 x 64.  Frames of a video are folded into
-the same accumulator, so evidence adds up coherently over frames.
-
-False alarms: with phase-only correlation the sync score at any one shift is a sum of ``n`` cosines of
-independent, uniformly random angles (the key's phases are random with respect to any picture that was
-not marked with it), so after dividing by ``sqrt(n / 2)`` it is a standard normal.  The detector takes
-the maximum over all shifts of all tried periods and reports the union bound ``tests * Q(z)`` as the
-false-alarm probability.  The payload carries a CRC-16 and a tool id; a payload that decodes with a
-valid CRC at a moderately significant peak is a second, independent line of evidence.
+The default key is public (anyone can verify); a deployment that wants a private mark passes its
+own ``key``.  Knowing the key also makes the mark easier to remove or forge: it labels honest
+outputs, it does not stop a determined forger.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -171,13 +186,9 @@ class _Key:
     role: np.ndarray  # -1 sync, else index of the coded bit
     sync: np.ndarray  # indices of sync bins
 
-    @property
-    def n_sync(self) -> int:
-        return int(len(self.sync))
-
 
 def _make_key(key: bytes) -> _Key:
-    seed = int.from_bytes(__import__("hashlib").sha256(key).digest()[:8], "big")
+    seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
     rng = np.random.default_rng(seed)
     half = TILE // 2
     ky, kx = np.meshgrid(np.arange(-half + 1, half), np.arange(0, half), indexing="ij")
@@ -269,7 +280,7 @@ def _luma(frame: np.ndarray) -> np.ndarray:
 
     if frame.ndim == 2:
         return frame.astype(np.float32)
-    return cv2.cvtColor(frame[..., :3].astype(np.float32), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -289,18 +300,24 @@ class Watermarker:
         key: bytes = DEFAULT_KEY,
         scales: tuple[float, ...] = DEFAULT_SCALES,
     ):
-        self.run_id = _parse_run_id(payload)
+        self._run = _parse_run_id(payload)
         self.strength = float(strength)
         self.key_bytes = key
         self.scales = tuple(scales)
         self._key = _get_key(key)
-        coded = _conv_encode(_message_bits(TOOL_ID, self.run_id))
+        coded = _conv_encode(_message_bits(TOOL_ID, self._run))
         self._tile = _tile(self._key, coded)
         self._tiled: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def payload(self) -> bytes:
-        return self.run_id.to_bytes(4, "big")
+        """The 4-byte run id carried by the mark."""
+        return self._run.to_bytes(4, "big")
+
+    @property
+    def run_id(self) -> str:
+        """The run id as 8 hex digits (as in the metadata label and in ``Detection.run_id``)."""
+        return self.payload.hex()
 
     def _pattern(self, h: int, w: int) -> np.ndarray:
         p = self._tiled.get((h, w))
@@ -313,19 +330,18 @@ class Watermarker:
         return p
 
     def mask(self, luma: np.ndarray) -> np.ndarray:
-        """Per-pixel amplitude: local texture energy, floored, normalised to RMS ``strength``."""
+        """Per-pixel amplitude: grows (gently) with local texture, shrinks near black and white
+        where clipping would eat the mark; scaled to a root-mean-square of ``strength``."""
         import cv2
 
         h, w = luma.shape
         small = cv2.resize(luma, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
         hp = small - cv2.blur(small, (3, 3))
         act = np.sqrt(np.maximum(cv2.blur(hp * hp, (5, 5)), 0.0))
-        act = cv2.resize(act, (w, h), interpolation=cv2.INTER_LINEAR)
         a = np.sqrt(act + np.float32(1.5))
-        # keep away from black and white where clipping would eat the mark
-        a *= np.clip(np.minimum(luma, 255.0 - luma) / 24.0, 0.25, 1.0)
+        a *= np.clip(np.minimum(small, 255.0 - small) * np.float32(1 / 24), 0.25, 1.0)
         a *= np.float32(self.strength / max(1e-6, float(np.sqrt(np.mean(a * a)))))
-        return a
+        return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def embed(self, frame: np.ndarray) -> np.ndarray:
         """Return a marked copy of an RGB (or RGBA, or grey) uint8 frame."""
@@ -335,20 +351,24 @@ class Watermarker:
         if self.strength <= 0:
             return frame.copy()
         h, w = frame.shape[:2]
-        luma = _luma(frame)
-        delta = self.mask(luma) * self._pattern(h, w)
+        delta = self.mask(_luma(frame))
+        delta *= self._pattern(h, w)
         if frame.ndim == 2:
             return cv2.add(frame, delta, dtype=cv2.CV_8U)
-        out = frame.copy()
         d3 = cv2.merge([delta, delta, delta])
-        out[..., :3] = cv2.add(frame[..., :3], d3, dtype=cv2.CV_8U)
+        if frame.shape[2] == 3:
+            return cv2.add(frame, d3, dtype=cv2.CV_8U)
+        out = frame.copy()
+        out[..., :3] = cv2.add(np.ascontiguousarray(frame[..., :3]), d3, dtype=cv2.CV_8U)
         return out
 
-    def detect(self, frame: np.ndarray) -> Detection:
-        return detect(frame, key=self.key_bytes, scales=self.scales)
+    def detect(self, frame: np.ndarray, search: bool = True) -> Detection:
+        """Look for the mark of this key (any run id) in one frame."""
+        return detect(frame, key=self.key_bytes, scales=self.scales, search=search)
 
-    def detect_frames(self, frames: Iterable[np.ndarray]) -> Detection:
-        return detect_frames(frames, key=self.key_bytes, scales=self.scales)
+    def detect_frames(self, frames: Iterable[np.ndarray], search: bool = True) -> Detection:
+        """Look for the mark of this key (any run id) in the frames of one video, pooled."""
+        return detect_frames(frames, key=self.key_bytes, scales=self.scales, search=search)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,13 +380,14 @@ def _residual(luma: np.ndarray) -> np.ndarray:
     import cv2
 
     hp = luma - cv2.GaussianBlur(luma, (0, 0), 2.5)
-    local = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 6.0)) + np.float32(1.0)
+    local = np.sqrt(np.maximum(cv2.GaussianBlur(hp * hp, (0, 0), 6.0), 0.0)) + np.float32(1.0)
     r = hp / local
     np.clip(r, -3.0, 3.0, out=r)
     return r
 
 
 def _fold(r: np.ndarray, period: int) -> np.ndarray:
+    """Sum of all period x period tiles of ``r`` (zero-padded to whole tiles)."""
     h, w = r.shape
     ph, pw = -(-h // period) * period, -(-w // period) * period
     if (ph, pw) != (h, w):
@@ -383,13 +404,23 @@ def _periods(scales: Iterable[float]) -> list[int]:
     return out
 
 
-class _Accumulator:
-    """Folded residuals per candidate period, summed over frames."""
+AUTO_FRAMES = 4  # frames kept for the search of an unexpected scale
+AUTO_CANDIDATES = 3  # periods from the autocorrelation that are tried
+AUTO_RANGE = (0.35, 2.5)  # scales the search looks at
 
-    def __init__(self, scales: Iterable[float]):
+
+class _Accumulator:
+    """Folded residuals per candidate period, summed over frames (plus a few residuals kept
+    whole for the search of other scales)."""
+
+    def __init__(self, scales: Iterable[float], auto: bool = True):
         self.periods = _periods(scales)
         self.folds = {p: np.zeros((p, p)) for p in self.periods}
+        self.used = {p: False for p in self.periods}
+        self.kept: list[np.ndarray] = []
+        self.auto = auto
         self.frames = 0
+        self._searched: list[tuple[float, int, np.ndarray]] | None = None
 
     def add(self, frame: np.ndarray) -> None:
         _check_frame(frame)
@@ -397,7 +428,24 @@ class _Accumulator:
         for p in self.periods:
             if min(r.shape) >= p // 2:
                 self.folds[p] += _fold(r, p)
+                self.used[p] = True
+        if self.auto and len(self.kept) < AUTO_FRAMES and (not self.kept or self.kept[0].shape == r.shape):
+            self.kept.append(r)
+            self._searched = None
         self.frames += 1
+
+    def searched_folds(self) -> list[tuple[float, int, np.ndarray]]:
+        """(period, integer period, fold) for the periods the autocorrelation suggests (cached:
+        none of this depends on the key)."""
+        if self._searched is None:
+            self._searched = []
+            if self.kept:
+                skip = [p for p in self.periods if self.used[p]]
+                for L in _autocorrelation_periods(self.kept, skip):
+                    for adj in (1.0 - 0.003, 1.0, 1.0 + 0.003):
+                        fold, target = _resampled_fold(self.kept, L * adj)
+                        self._searched.append((L * adj, target, fold))
+        return self._searched
 
 
 def _q(z: float) -> float:
@@ -405,102 +453,184 @@ def _q(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _bins_for(key: _Key, period: int) -> np.ndarray:
-    """Which key bins are representable in a fold of this period (below its Nyquist)."""
+@dataclass
+class _Peak:
+    z: float  # sync score at the best integer shift
+    period: int  # fold period
+    scale: float  # resize factor of the examined frames relative to the marked ones
+    y: int
+    x: int
+    vals: np.ndarray  # per key bin: whitened spectrum times the conjugate key phase
+    usable: np.ndarray  # key bins below the fold's Nyquist
+    sync: np.ndarray  # usable sync bins
+
+
+def _score(fold: np.ndarray, period: int, scale: float, key: _Key) -> _Peak | None:
+    """Phase-only cross-correlation of a folded tile with the sync bins, over all shifts."""
     lim = period // 2
-    return (np.abs(key.ky) < lim) & (key.kx < lim)
+    usable = (np.abs(key.ky) < lim) & (key.kx < lim)
+    sync = np.zeros(len(key.ky), dtype=bool)
+    sync[key.sync] = True
+    sync &= usable
+    n_sync = int(sync.sum())
+    if n_sync < 16 or not np.any(fold):
+        return None
+    spec = np.fft.fft2(fold)
+    f = spec[key.ky % period, key.kx % period]
+    vals = f / np.maximum(np.abs(f), 1e-12) * np.conj(key.phase)
+    z_spec = np.zeros((period, period), dtype=np.complex128)
+    z_spec[key.ky[sync] % period, key.kx[sync] % period] = vals[sync]
+    surface = np.fft.ifft2(z_spec).real * (period * period)  # sum_k Re(vals_k exp(2 pi i k.d / period))
+    y, x = divmod(int(np.argmax(surface)), period)
+    z = float(surface[y, x]) / math.sqrt(n_sync / 2.0)
+    return _Peak(z, period, scale, y, x, vals, usable, sync)
 
 
-def _refine(vals: np.ndarray, ky: np.ndarray, kx: np.ndarray, period: int, y0: int, x0: int):
-    """Sub-pixel shift around an integer peak, by direct evaluation on a fine grid."""
-    best = (-np.inf, float(y0), float(x0))
-    for step, span in ((0.25, 1.0), (0.0625, 0.25)):
-        cy, cx = best[1], best[2]
+def _refine(peak: _Peak, key: _Key) -> tuple[float, float, float]:
+    """Sub-pixel shift around the integer peak (two grid passes); returns (z, dy, dx)."""
+    s = peak.sync
+    vals, ky, kx = peak.vals[s], key.ky[s], key.kx[s]
+    best = (peak.z, float(peak.y), float(peak.x))
+    for step, span in ((0.25, 0.75), (0.0625, 0.1875)):
         offs = np.arange(-span, span + 1e-9, step)
-        dy, dx = np.meshgrid(cy + offs, cx + offs, indexing="ij")
-        ph = np.exp(2j * np.pi * (np.outer(dy.ravel(), ky) + np.outer(dx.ravel(), kx)) / period)
-        score = (ph * vals).real.sum(axis=1)
+        dy, dx = np.meshgrid(best[1] + offs, best[2] + offs, indexing="ij")
+        dy, dx = dy.ravel(), dx.ravel()
+        ph = np.exp(2j * np.pi * (np.outer(dy, ky) + np.outer(dx, kx)) / peak.period)
+        score = (ph * vals).real.sum(axis=1) / math.sqrt(len(vals) / 2.0)
         i = int(np.argmax(score))
         if score[i] > best[0]:
-            best = (float(score[i]), float(dy.ravel()[i]), float(dx.ravel()[i]))
+            best = (float(score[i]), float(dy[i]), float(dx[i]))
     return best
 
 
-def _analyse(acc: _Accumulator, key: _Key) -> Detection:
-    n_tests = sum(p * p for p in acc.periods if np.any(acc.folds[p]))
-    best = None
-    for p in acc.periods:
-        fold = acc.folds[p]
-        if not np.any(fold):
-            continue
-        spec = np.fft.fft2(fold)
-        usable = _bins_for(key, p)
-        sync = np.zeros(len(key.ky), dtype=bool)
-        sync[key.sync] = True
-        sync &= usable
-        n_sync = int(sync.sum())
-        if n_sync < 16:
-            continue
-        f = spec[key.ky % p, key.kx % p]
-        fw = f / np.maximum(np.abs(f), 1e-12)
-        vals = fw * np.conj(key.phase)  # per-bin, phase-aligned at zero shift
-        z_spec = np.zeros((p, p), dtype=np.complex128)
-        z_spec[key.ky[sync] % p, key.kx[sync] % p] = vals[sync]
-        surface = np.fft.ifft2(z_spec).real * (p * p)  # = sum_k Re(vals_k exp(+2pi i k.d / p))
-        i = int(np.argmax(surface))
-        y0, x0 = divmod(i, p)
-        sd = math.sqrt(float(np.sum(np.abs(vals[sync]) ** 2)) / 2.0)
-        z = float(surface[y0, x0]) / sd
-        if best is None or z > best[0]:
-            best = (z, p, y0, x0, vals, usable, sync, n_sync, sd)
-    if best is None:
-        return Detection(found=False, confidence=0.0, frames=acc.frames)
-    z, p, y0, x0, vals, usable, sync, n_sync, sd = best
-    _, dy, dx = _refine(vals[sync], key.ky[sync], key.kx[sync], p, y0, x0)
-    z_ref = float(
-        (vals[sync] * np.exp(2j * np.pi * (key.ky[sync] * dy + key.kx[sync] * dx) / p)).real.sum()
-    ) / math.sqrt(n_sync / 2.0)
-    # the union bound covers the integer shifts; the refined peak is a maximum over a grid 16 times
-    # finer (4x4 sub-positions per pixel), so it pays for that
-    z_ref = max(z, z_ref)
-    p_sync = min(1.0, n_tests * _q(z), 16 * n_tests * _q(z_ref))
-
-    # payload: soft value per coded bit from its bins at the found shift
-    aligned = (vals * np.exp(2j * np.pi * (key.ky * dy + key.kx * dx) / p)).real
-    bit_bins = (key.role >= 0) & usable
-    soft = np.bincount(key.role[bit_bins], weights=aligned[bit_bins], minlength=_CODED_BITS)
+def _decode(peak: _Peak, dy: float, dx: float, key: _Key):
+    """Soft bits at the found shift -> Viterbi -> (tool id, run id, crc ok)."""
+    aligned = (peak.vals * np.exp(2j * np.pi * (key.ky * dy + key.kx * dx) / peak.period)).real
+    bins = (key.role >= 0) & peak.usable
+    soft = np.bincount(key.role[bins], weights=aligned[bins], minlength=_CODED_BITS)
     msg = _viterbi(soft)
     tool_id, run_id, crc = _bits_int(msg[:8]), _bits_int(msg[8:40]), _bits_int(msg[40:])
-    crc_ok = crc == _crc16(msg[:40]) and tool_id in TOOL_NAMES
-    # agreement between the received soft bits and the re-encoded decision: a check on the payload
-    recoded = 1.0 - 2.0 * _conv_encode(msg)
-    n_bit_bins = int(bit_bins.sum())
-    z_payload = float(np.dot(recoded, soft)) / math.sqrt(max(1e-12, float(np.sum(np.abs(vals[bit_bins]) ** 2)) / 2.0))
+    ok = crc == _crc16(msg[:40]) and tool_id in TOOL_NAMES
+    return tool_id, run_id, ok
 
+
+def _autocorrelation_periods(kept: list[np.ndarray], skip: list[int]) -> list[float]:
+    """Periods (in pixels of the examined frames) at which the residual repeats itself.
+
+    The tiled mark makes the autocorrelation peak at lags (P, 0) and (0, P); the strongest few
+    peaks along both axes, away from the periods already tried, are the candidates.
+    """
+    h, w = kept[0].shape
+    lo = int(TILE * AUTO_RANGE[0])
+    hi = int(min(TILE * AUTO_RANGE[1], min(h, w) / 1.5))
+    if hi <= lo + 4:
+        return []
+    H, W_ = h + hi + 1, w + hi + 1
+    power = 0.0
+    for r in kept:
+        spec = np.fft.rfft2(r, s=(H, W_))
+        power = power + (spec.real**2 + spec.imag**2)
+    ac = np.fft.irfft2(power, s=(H, W_))
+    lags = np.arange(hi + 1)
+    prof = ac[lags, 0] / ((h - lags) * w) + ac[0, lags] / ((w - lags) * h)
+    from scipy.ndimage import median_filter
+
+    d = prof - median_filter(prof, 9, mode="nearest")
+    ref = d[lo:]
+    sd = 1.4826 * float(np.median(np.abs(ref - np.median(ref)))) + 1e-12
+    z = d / sd
+    peaks = [L for L in range(lo + 1, hi) if z[L] >= z[L - 1] and z[L] >= z[L + 1] and z[L] > 3.0]
+    peaks.sort(key=lambda L: -z[L])
+    out: list[float] = []
+    for L in peaks:
+        a, b, c = z[L - 1], z[L], z[L + 1]
+        den = a - 2 * b + c
+        Lf = L + (0.5 * (a - c) / den if den < 0 else 0.0)
+        for cand in (Lf, Lf / 2):  # the first harmonic is often the stronger peak
+            if cand < lo or any(abs(cand - q) < 0.01 * q for q in list(skip) + out):
+                continue
+            out.append(cand)
+        if len(out) >= AUTO_CANDIDATES:
+            break
+    return out[:AUTO_CANDIDATES]
+
+
+def _resampled_fold(kept: list[np.ndarray], period: float) -> tuple[np.ndarray, int]:
+    """Resample the kept residuals so the mark's period becomes an integer, and fold them."""
+    import cv2
+
+    target = int(round(period))
+    f = target / period
+    h, w = kept[0].shape
+    size = (int(w * f), int(h * f))
+    m = np.float32([[f, 0, 0], [0, f, 0]])
+    fold = np.zeros((target, target))
+    for r in kept:
+        rr = cv2.warpAffine(r, m, size, flags=cv2.INTER_LINEAR)
+        fold += _fold(rr, target)
+    return fold, target
+
+
+def _decide(peaks: list[_Peak], key: _Key, frames: int, stage: str) -> Detection:
+    """Best peak -> sub-pixel shift -> false-alarm probability -> payload -> decision."""
+    if not peaks:
+        return Detection(found=False, confidence=0.0, frames=frames)
+    n_tests = sum(p.period**2 for p in peaks)
+    peak = max(peaks, key=lambda p: p.z)
+    z_ref, dy, dx = _refine(peak, key)
+    # the union bound covers the integer shifts of every fold tried; the refined peak is a maximum
+    # over a grid 16 times finer (4 x 4 sub-positions per pixel), so it pays for that
+    p_sync = min(1.0, n_tests * _q(peak.z), 16 * n_tests * _q(z_ref))
+    tool_id, run_id, crc_ok = _decode(peak, dy, dx, key) if p_sync < 0.5 else (0, 0, False)
     p_fa = p_sync * (2.0**-24 if crc_ok else 1.0)
     found = p_sync <= P_FOUND or (crc_ok and p_sync <= P_FOUND_WITH_PAYLOAD)
     return Detection(
         found=found,
-        confidence=1.0 - p_fa if found else max(0.0, 1.0 - p_sync),
+        confidence=1.0 - p_fa,
         payload=run_id.to_bytes(4, "big") if (found and crc_ok) else None,
         tool=TOOL_NAMES.get(tool_id) if (found and crc_ok) else None,
         p_false_alarm=p_fa,
         score=z_ref,
-        scale=p / TILE,
-        shift=(dy % p, dx % p),
-        frames=acc.frames,
-        details={"z_int": z, "crc_ok": bool(crc_ok), "z_payload": z_payload, "period": p, "tests": n_tests},
+        scale=round(peak.scale, 4),
+        shift=(dy % peak.period, dx % peak.period),
+        frames=frames,
+        details={"z_int": peak.z, "crc_ok": bool(crc_ok), "period": peak.period, "tests": n_tests, "stage": stage},
     )
 
 
-def detect(frame: np.ndarray, key: bytes = DEFAULT_KEY, scales=DEFAULT_SCALES) -> Detection:
+def _analyse(acc: _Accumulator, key: _Key) -> Detection:
+    peaks = [_score(acc.folds[p], p, p / TILE, key) for p in acc.periods if acc.used[p]]
+    peaks = [p for p in peaks if p is not None]
+    det = _decide(peaks, key, acc.frames, "fixed")
+    if det.found or not acc.kept:
+        return det
+    # not at the expected scales: read candidate periods off the autocorrelation and fold there.
+    # The decision is taken again over every test of both stages, so each stage keeps its own
+    # false-alarm bound (the overall one is at most their sum).
+    more = []
+    for period, target, fold in acc.searched_folds():
+        pk = _score(fold, target, period / TILE, key)
+        if pk is not None:
+            more.append(pk)
+    if not more:
+        return det
+    return _decide(peaks + more, key, acc.frames, "search")
+
+
+def detect(frame: np.ndarray, key: bytes = DEFAULT_KEY, scales=DEFAULT_SCALES, search: bool = True) -> Detection:
     """Look for the mark in one RGB (or grey) uint8 frame."""
-    return detect_frames([frame], key=key, scales=scales)
+    return detect_frames([frame], key=key, scales=scales, search=search)
 
 
-def detect_frames(frames: Iterable[np.ndarray], key: bytes = DEFAULT_KEY, scales=DEFAULT_SCALES) -> Detection:
-    """Look for the mark in a sequence of frames of one video, pooling the evidence coherently."""
-    acc = _Accumulator(scales)
+def detect_frames(
+    frames: Iterable[np.ndarray], key: bytes = DEFAULT_KEY, scales=DEFAULT_SCALES, search: bool = True
+) -> Detection:
+    """Look for the mark in a sequence of frames of one video, pooling the evidence coherently.
+
+    ``scales`` are the resize factors tried first (exactly); with ``search`` a few more periods,
+    read off the autocorrelation of the frames, are tried when those find nothing.
+    """
+    acc = _Accumulator(scales, auto=search)
     for frame in frames:
         acc.add(frame)
     return _analyse(acc, _get_key(key))
