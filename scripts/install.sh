@@ -31,5 +31,6 @@ if [ "$extras" = dev ]; then pip_q -e ".[dev]"; else pip_q -e .; fi
 # mediapipe 0.10.21 is the last release that ships its face models. Its declared dependencies
 # (jax, opencv-contrib-python, matplotlib, ...) are not needed for the parts we load, and
 # opencv-contrib-python would overwrite the cv2 of opencv-python-headless: install it alone.
-python -c "import mediapipe.python._framework_bindings" 2>/dev/null || pip_q --no-deps "mediapipe==0.10.21"
+python -c "import importlib.metadata as m; assert m.version('mediapipe') == '0.10.21'" 2>/dev/null \
+  || pip_q --no-deps "mediapipe==0.10.21"
 echo "liveportrait installed in ${VIRTUAL_ENV}: run ${VIRTUAL_ENV}/bin/liveportrait --help"
