@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh dev
+bash scripts/install-browser.sh  # Debian's Chromium for the web app's browser test
 # shellcheck disable=SC1091
 [ -n "${VIRTUAL_ENV:-}" ] || . .venv/bin/activate
 # pytest exits 5 when it collects nothing: that fails this script too.

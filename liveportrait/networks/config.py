@@ -123,13 +123,13 @@ class ModelConfig:
     def tiny(cls) -> "ModelConfig":
         """Same layers, tiny widths: for tests and pipeline benchmarks, not for pictures."""
         return cls(
-            appearance=AppearanceConfig(block_expansion=8, max_features=32, reshape_channel=8,
-                                        reshape_depth=4, num_resblocks=1),
+            appearance=AppearanceConfig(block_expansion=8, max_features=16, reshape_channel=8,
+                                        reshape_depth=2, num_resblocks=1),
             motion=MotionConfig(depths=(1, 1, 1, 1), dims=(8, 16, 16, 32)),
             warping=WarpingConfig(
-                block_expansion=4, max_features=32, reshape_channel=8,
+                block_expansion=4, max_features=16, reshape_channel=8,
                 dense_motion=DenseMotionConfig(block_expansion=4, max_features=16, num_blocks=5,
-                                               reshape_depth=4, compress=1, mask_kernel_size=3),
+                                               reshape_depth=2, compress=1, mask_kernel_size=3),
             ),
             generator=GeneratorConfig(block_expansion=4, max_features=512, out_channels=8, spade_hidden=8),
             stitching=StitchingConfig(

@@ -66,7 +66,7 @@ def test_every_reference_template_animates(animate, examples_dir, tmp_path, name
 def test_image_driving_gives_an_image(animate, examples_dir, tmp_path):
     out = tmp_path / "still.png"
     code, err = animate("-s", examples_dir / "source/s5.jpg", "-d", examples_dir / "driving/d30.jpg", "-o", out,
-                        "--comparison")
+                        "--comparison", "--no-watermark")
     assert code == 0, err
     source = read_image(examples_dir / "source/s5.jpg")
     result = read_image(out)

@@ -1,0 +1,88 @@
+"""``liveportrait app``: the web interface (Animate, Edit, Retarget video) on this computer."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
+                 "who has the link can use it, and your uploads and results travel through a third party.")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "app", help="open the web interface (animate, edit expressions, retarget videos)",
+        description="Serve the LivePortrait web interface on this computer (http://127.0.0.1:PORT by default). "
+                    "Nothing leaves the machine: analytics are off and no public link is made unless --share.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 makes the app reachable from other machines")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (0: the first free one from 7860 on)")
+    p.add_argument("--share", action="store_true",
+                   help="also make a temporary public link through Gradio's servers (off by default)")
+    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="auto: fp16 on CUDA, fp32 elsewhere")
+    p.add_argument("--max-upload-mb", type=float, default=500, help="largest upload accepted (videos; photos: 30)")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
+    p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=run)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _stay_offline() -> None:
+    """Once the weights are loaded nothing needs the Hugging Face Hub: no telemetry, no look-ups."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return
+    constants.HF_HUB_OFFLINE = True
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from .animate import load_networks, pick_device
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a port number")
+    if args.max_upload_mb <= 0:
+        raise InputError("--max-upload-mb must be positive")
+    if args.share:
+        print(SHARE_WARNING, file=sys.stderr)
+    if not _is_loopback(args.host) and not args.quiet:
+        print(f"note: listening on {args.host}: other machines on the network can use this app", file=sys.stderr)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+    device = pick_device(args.device)
+    precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
+    nets = load_networks(args.weights, args.model_config, args.quiet)
+    _stay_offline()
+
+    from ..app.backend import AppBackend
+    from ..app.uploads import UploadLimits
+    from ..app.ui import build_app, launch  # imports gradio
+
+    limits = UploadLimits(video_mb=args.max_upload_mb, image_mb=min(30.0, args.max_upload_mb),
+                          template_mb=min(50.0, args.max_upload_mb))
+    backend = AppBackend(nets, device, precision, limits=limits, watermark=not args.no_watermark)
+    demo = build_app(backend)
+    launch(demo, args.host, args.port or None, args.share, allowed_paths=[str(backend.workdir)],
+           max_file_mb=limits.largest_mb, block=True, quiet=args.quiet)
+    return 0

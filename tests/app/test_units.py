@@ -1,0 +1,127 @@
+"""Pieces of the app that need no server: upload checks, keyframe lists, video retargeting math, the command."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from liveportrait.app.backend import edit_from_values, parse_keyframes
+from liveportrait.app.editor import retarget_keypoints
+from liveportrait.app.uploads import UploadLimits, check_upload
+from liveportrait.errors import InputError
+from liveportrait.motion.compose import IDX_EYE, LIP_ARRAY, Motion
+from liveportrait.motion.editing import Edit, Keyframe
+from liveportrait.motion.keypoints import rotation_matrix, transform_keypoints
+
+
+def test_upload_checks(tmp_path, examples_dir):
+    with pytest.raises(InputError, match="upload a photo first"):
+        check_upload(None, ("image",), "a photo")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        check_upload(empty, ("image",), "a photo")
+    with pytest.raises(InputError, match="s13.mp4 is not a photo"):
+        check_upload(examples_dir / "source/s13.mp4", ("image",), "a photo")
+    with pytest.raises(InputError, match="at most 0.01 MB"):
+        check_upload(examples_dir / "source/s1.jpg", ("image",), "a photo", UploadLimits(image_mb=0.01))
+    with pytest.raises(InputError, match="at most 2 s"):
+        check_upload(examples_dir / "source/s13.mp4", ("video",), "a video", UploadLimits(video_seconds=2))
+    assert check_upload(examples_dir / "driving/wink.pkl", ("video", "template"), "a driving")[1] == "template"
+
+
+def test_keyframe_lists():
+    keys = parse_keyframes('[{"time": 1.5, "smile": 0.8}, {"time": 0}]')
+    assert keys == [Keyframe(1.5, Edit(smile=0.8)), Keyframe(0.0, Edit())]
+    for bad, msg in (("[{", "not valid JSON"), ('{"time": 0}', "JSON list"), ('[{"smile": 1}]', "has no time"),
+                     ('[{"time": 0, "grimace": 1}]', "unknown control")):
+        with pytest.raises(InputError, match=msg):
+            parse_keyframes(bad)
+
+
+def test_slider_values_to_edit():
+    assert edit_from_values({"smile": 0.5, "eye_ratio": None, "mov_z": 1.0}) == Edit(smile=0.5)
+
+
+class FakeS:
+    """Stitching is the identity; the eye / lip deltas are the target ratio on every coordinate."""
+
+    def stitch_delta(self, x_s, x_d):
+        return torch.zeros(x_d.shape[0], 65)
+
+    def lip_delta(self, x_s, ratio):
+        return ratio[:, -1:, None].expand(-1, 21, 3) * 1.0
+
+    def eye_delta(self, x_s, ratio):
+        return ratio[:, -1:, None].expand(-1, 21, 3) * 10.0
+
+
+def video_record(n=4):
+    g = torch.Generator().manual_seed(1)
+    kp = torch.randn(n, 21, 3, generator=g) * 0.3
+    a = torch.zeros(n)
+    R = rotation_matrix(a, a + 5, a)
+    exp = torch.randn(n, 21, 3, generator=g) * 0.02
+    scale, t = torch.full((n, 1), 1.5), torch.tensor([[0.1, 0.0, 0.3]]).repeat(n, 1)
+    eye = np.full((n, 2), 0.3, np.float32)
+    lip = np.full((n, 1), 0.05, np.float32)
+    lip[1] = np.nan  # a frame without landmarks
+    return {"kp": kp, "motion": Motion(R, exp, t, scale), "x_s": transform_keypoints(kp, R, exp, scale, t),
+            "eye": eye, "lip": lip}
+
+
+def test_video_retargeting_adds_deltas_except_where_no_face_was_found():
+    src = video_record()
+    lip_array = torch.from_numpy(LIP_ARRAY).float()
+    x_d = retarget_keypoints(src, FakeS(), lip_array, lip_ratio=0.4, smooth=0)
+    diff = x_d - src["x_s"]
+    assert torch.allclose(diff[[0, 2, 3]], torch.full((3, 21, 3), 0.4))
+    assert torch.equal(diff[1], torch.zeros(21, 3))
+    both = retarget_keypoints(src, FakeS(), lip_array, eye_ratio=0.2, lip_ratio=0.4, smooth=0)
+    assert torch.allclose((both - src["x_s"])[0], torch.full((21, 3), 2.4))
+    smoothed = retarget_keypoints(src, FakeS(), lip_array, lip_ratio=0.4, smooth=1.0)
+    assert (smoothed - src["x_s"])[1].abs().max() > 0  # the gap is smoothed over
+
+
+def test_silent_lips_take_the_neutral_expression_but_keep_the_eyes():
+    src = video_record()
+    lip_array = torch.from_numpy(LIP_ARRAY).float()
+    x_d = retarget_keypoints(src, FakeS(), lip_array, silent=True, smooth=0)
+    m = src["motion"]
+    exp = lip_array.expand(4, -1, -1).clone()
+    exp[:, list(IDX_EYE)] = m.exp[:, list(IDX_EYE)]
+    t = m.t.clone()
+    t[:, 2] = 0
+    torch.testing.assert_close(x_d, transform_keypoints(src["kp"], m.R, exp, m.scale, t))
+
+
+def test_app_command_defaults_to_a_private_local_server(tiny_weights, monkeypatch, capsys, need):
+    need("gradio", "pip install -e '.[app]'")
+    from liveportrait.cli import build_parser, main
+
+    args = build_parser().parse_args(["app"])
+    assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
+    assert "--model-config" not in build_parser()._subparsers._group_actions[0].choices["app"].format_help()
+
+    import liveportrait.app.ui as ui
+    from huggingface_hub import constants
+
+    # run() turns the Hub off for the server's lifetime: keep that from leaking into other tests
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "GRADIO_ANALYTICS_ENABLED"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+        monkeypatch.setattr(constants, name, getattr(constants, name, None), raising=False)
+    seen = {}
+    monkeypatch.setattr(ui, "launch", lambda demo, host, port, share, **kw: seen.update(host=host, port=port,
+                                                                                         share=share, demo=demo))
+    base = ["app", "--weights", str(tiny_weights), "--model-config", "tiny", "-q"]
+    assert main(base) == 0
+    assert seen["host"] == "127.0.0.1" and seen["share"] is False and seen["port"] == 7860
+    assert seen["demo"].analytics_enabled is False and constants.HF_HUB_OFFLINE is True
+    assert "--share" not in capsys.readouterr().err
+    assert main(base + ["--share", "--port", "7999"]) == 0
+    assert seen["share"] is True and seen["port"] == 7999
+    assert "public link" in capsys.readouterr().err
+    assert main(base + ["--port", "70000"]) == 2
