@@ -360,7 +360,10 @@ class Pipeline:
         from .media import VideoReader
 
         cfg = self.config
-        face = cfg.face if cfg.face != "all" else "largest"
+        if cfg.face == "all":
+            raise InputError("--face all animates every face of a photo; a source video animates one face "
+                             "(choose it with --face largest or --face N)")
+        face = cfg.face
         framing = replace(SOURCE, scale=cfg.source_scale, vx_ratio=cfg.source_vx, vy_ratio=cfg.source_vy)
         m_o2c, crops, eyes, lips = [], [], [], []
         with VideoReader(path) as reader:

@@ -151,3 +151,33 @@ def test_no_face_suggests_crop_box(animate, examples_dir, tmp_path):
                         "--crop-box", "100,60,420,380")
     assert code == 0, err
     assert count_frames(out) == 16
+
+
+def test_every_face_of_a_group_picture(animate, examples_dir, tmp_path):
+    """Two example photos side by side: --face all animates both and pastes both back."""
+    import cv2
+
+    from liveportrait.media import write_image
+
+    a = read_image(examples_dir / "source/s1.jpg")
+    b = read_image(examples_dir / "source/s9.jpg")
+    h = 600
+    a = cv2.resize(a, (a.shape[1] * h // a.shape[0], h), interpolation=cv2.INTER_AREA)
+    b = cv2.resize(b, (b.shape[1] * h // b.shape[0], h), interpolation=cv2.INTER_AREA)
+    group = np.concatenate([a, b], axis=1)
+    src = tmp_path / "group.png"
+    write_image(src, group)
+    out = tmp_path / "group_out.png"
+    code, err = animate("-s", src, "-d", examples_dir / "driving/d30.jpg", "-o", out, "--face", "all",
+                        "--no-watermark")
+    assert code == 0, err
+    result = read_image(out).astype(int)
+    changed = np.abs(result - group).sum(axis=2) > 10
+    left, right = changed[:, : a.shape[1]], changed[:, a.shape[1]:]
+    assert left.mean() > 0.02 and right.mean() > 0.02, "both faces must be animated"
+    # with the default, only the largest face moves
+    out1 = tmp_path / "one.png"
+    code, err = animate("-s", src, "-d", examples_dir / "driving/d30.jpg", "-o", out1, "--no-watermark")
+    assert code == 0, err
+    changed1 = np.abs(read_image(out1).astype(int) - group).sum(axis=2) > 10
+    assert min(changed1[:, : a.shape[1]].mean(), changed1[:, a.shape[1]:].mean()) < 0.001
