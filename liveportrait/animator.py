@@ -136,19 +136,19 @@ class Animator:
                 src.pre_lip_delta = self.lip_delta(src, 0.0)
         return src
 
-    @torch.inference_mode()
-    def eye_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
+    def _retarget(self, mlp, src: PreparedSource, source_ratio: torch.Tensor, target) -> torch.Tensor:
+        """A retargeting MLP's delta for one or more targets: input [x_s, source ratios, target]."""
         target = torch.as_tensor(target, dtype=torch.float32, device=self.device).reshape(-1, 1)
         n = target.shape[0]
-        ratio = torch.cat([src.eye_ratio.expand(n, -1), target], dim=1)
-        return self.networks.S.eye_delta(src.x_s.expand(n, -1, -1), ratio)
+        return mlp(src.x_s.expand(n, -1, -1), torch.cat([source_ratio.expand(n, -1), target], dim=1))
+
+    @torch.inference_mode()
+    def eye_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
+        return self._retarget(self.networks.S.eye_delta, src, src.eye_ratio, target)
 
     @torch.inference_mode()
     def lip_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
-        target = torch.as_tensor(target, dtype=torch.float32, device=self.device).reshape(-1, 1)
-        n = target.shape[0]
-        ratio = torch.cat([src.lip_ratio.expand(n, -1), target], dim=1)
-        return self.networks.S.lip_delta(src.x_s.expand(n, -1, -1), ratio)
+        return self._retarget(self.networks.S.lip_delta, src, src.lip_ratio, target)
 
     @torch.inference_mode()
     def driving_keypoints(self, src: PreparedSource, drv: Motion, ref: Motion | None, options: MotionOptions,
