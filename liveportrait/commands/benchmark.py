@@ -1,0 +1,86 @@
+"""``liveportrait benchmark``: how fast each backend animates on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_BACKENDS = ("eager", "fast", "onnxruntime", "openvino")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "benchmark", help="time every stage of an animation for each backend and precision",
+        description="Print, for full-size networks, milliseconds per frame of each stage (M, W, G, stitching, "
+                    "crop, paste-back, decode, encode), end-to-end frames per second, peak memory and the "
+                    "GFLOP/s each network reaches, one row per backend and precision. Without weights, "
+                    "synthetic random weights of the released configuration are used (same speed).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weights", help="weights folder (default: the usual search path; 'synthetic' forces "
+                                     "random weights; when none are found random weights are used and said so)")
+    p.add_argument("--frames", type=int, default=3, help="frames timed per stage (the median is shown)")
+    p.add_argument("--backend", action="append", choices=("eager", "fast", "compile", "onnxruntime", "openvino",
+                                                          "all"),
+                   help="backend(s) to time; repeat for several (default: eager, fast and the installed "
+                        "ONNX runtimes)")
+    p.add_argument("--precision", action="append", choices=("fp32", "fp16", "bf16"),
+                   help="precision(s); repeat for several (default fp32; bf16 and fp16 apply to eager and compile)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all allowed CPUs)")
+    p.add_argument("--image", help="source photo to animate (default: a synthetic picture)")
+    p.add_argument("--video", help="driving video, already framed (default: a synthetic clip)")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every row in this process (faster to start; peak memory then accumulates)")
+    p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:
+    backends = args.backend or []
+    if not backends or "all" in backends:
+        backends = [b for b in DEFAULT_BACKENDS if b in ("eager", "fast") or _installed(b)]
+    precisions = args.precision or ["fp32"]
+    specs = []
+    for b in backends:
+        for prec in precisions:
+            if prec != "fp32" and b not in ("eager", "compile"):
+                continue  # the rewrites and exported graphs are float32
+            specs.append((b, prec))
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from ..errors import InputError
+    from ..speed.bench import format_table, machine_description, run_rows
+
+    specs = specs_from_args(args)
+    if not specs:
+        raise InputError("no backend and precision to time (half precision applies to eager and compile only)")
+    if args.frames < 1:
+        raise InputError("--frames must be at least 1")
+    print(f"machine: {machine_description()}")
+    print(f"timing {', '.join(f'{b}/{p}' for b, p in specs)} on {args.device}, {args.frames} frame(s) each ...",
+          flush=True)
+
+    def echo(row):
+        status = (f"{row.fps:.3f} fps" if row.fps else
+                  f"~{row.fps_serial:.4f} fps (stage sum)" if row.fps_serial else "; ".join(row.notes))
+        print(f"  {row.backend}/{row.precision}: {status}", flush=True)
+
+    rows = run_rows(specs, args.device, args.frames, args.weights, args.model_config, args.threads,
+                    subprocesses=not args.in_process, image=args.image, video=args.video, echo=echo)
+    print()
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": machine_description(), "rows": [asdict(r) for r in rows]}, fh, indent=1)
+    return 0 if all(r.fps or r.fps_serial for r in rows) else 1

@@ -1,0 +1,179 @@
+"""``liveportrait live``: animate a photo with a camera or a video, frame by frame, as frames arrive."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "live", help="animate a photo live from a camera (or a video played in real time)",
+        description="Animate the face of SOURCE with each new frame of a camera or a video file as it arrives. "
+                    "Motion is taken relative to the first driving frame (causal, nothing is read ahead). "
+                    "When rendering is slower than the frames arrive, frames are dropped, not queued.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-s", "--source", required=True, help="photo of a face")
+    drv = p.add_mutually_exclusive_group(required=True)
+    drv.add_argument("--camera", type=int, metavar="N", help="camera index for cv2.VideoCapture")
+    drv.add_argument("--driving", help="video file, played at its own frame rate in real time")
+    p.add_argument("-o", "--output", help="write the result to this video instead of showing a window")
+    p.add_argument("--no-window", action="store_true", help="never open a window (print statistics only)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many rendered frames")
+    p.add_argument("--smooth", type=float, default=1.0, metavar="ALPHA",
+                   help="causal smoothing of the motion: weight of the newest frame (1 = off, 0.5 = strong)")
+    p.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
+    p.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
+                   help="track and crop the driving face (auto: when the frames are not square)")
+    p.add_argument("--no-paste-back", action="store_true", help="show the animated crop only")
+    p.add_argument("--no-stitching", action="store_true")
+    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
+    p.add_argument("--backend", default="fast", choices=("eager", "fast", "compile", "onnxruntime", "openvino"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="auto: fp16 on CUDA, fp32 elsewhere")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
+    p.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # slow renderer (tests)
+    p.add_argument("-q", "--quiet", action="store_true", help="only the final statistics")
+    p.set_defaults(func=run)
+
+
+def has_display() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..animator import Animator
+    from ..errors import InputError
+    from ..media import read_image
+    from ..motion.compose import MotionOptions
+    from ..pipeline import resize_256
+    from ..speed import accelerate, set_threads
+    from ..speed.stream import BackgroundWriter, CameraSource, FileSource, LiveEngine
+    from .animate import load_networks, pick_device
+
+    device = pick_device(args.device)
+    precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
+    set_threads(args.threads)
+    if args.driving and not os.path.exists(args.driving):
+        raise InputError(f"{args.driving}: no such file")
+    image = read_image(args.source)
+    nets = load_networks(args.weights, args.model_config, args.quiet)
+    anim = Animator(accelerate(nets, args.backend, device=device), device, precision)
+    options = MotionOptions(stitching=not args.no_stitching)
+
+    cropper = None
+    paste = None
+    if args.no_crop:
+        src = anim.prepare_source(resize_256(image), options=options)
+    else:
+        from ..face.cropper import Cropper
+        from ..face.mask import PasteBack
+
+        cropper = Cropper()
+        fc = cropper.crop_image(image, "largest")[0]
+        src = anim.prepare_source(fc.crop_256, fc.eye_ratio, fc.lip_ratio, options)
+        if not args.no_paste_back:
+            paste = PasteBack(image.shape, fc.M_c2o)
+
+    source = CameraSource(args.camera) if args.camera is not None else FileSource(args.driving)
+    crop_driving = None
+    if args.crop_driving != "never":
+        tracker = None
+
+        def crop_driving(frame):
+            nonlocal tracker, cropper
+            h, w = frame.shape[:2]
+            if args.crop_driving == "auto" and h == w:
+                return resize_256(frame), None, None
+            if tracker is None:
+                from ..face.cropper import Cropper, VideoFaceTracker
+
+                cropper = cropper or Cropper()
+                tracker = VideoFaceTracker(cropper, preset="driving", fps=source.fps)
+            fc = tracker.update(frame)
+            return None if fc is None else (fc.crop_256, fc.eye_ratio, fc.lip_ratio)
+
+    compose = (lambda out: paste(out, image)) if paste is not None else None
+    engine = LiveEngine(anim, src, options, crop_driving=crop_driving, compose=compose, smoothing=args.smooth,
+                        delay_s=args.delay_ms / 1e3)
+
+    writer = None
+    window = not args.output and not args.no_window and has_display()
+    stop_flag = [False]
+    if args.output:
+        from fractions import Fraction
+
+        from ..media import VideoWriter
+
+        fps = Fraction(source.fps).limit_denominator(1001)
+        vw = VideoWriter(args.output, fps, crf=18)
+        last = {"i": -1, "frame": None}
+
+        def write(item):
+            # frames dropped in between are filled with the last result so the video keeps real time
+            index, frame = item
+            if last["frame"] is not None:
+                for _ in range(index - last["i"] - 1):
+                    vw.write(last["frame"])
+            vw.write(frame)
+            last["i"], last["frame"] = index, frame
+
+        writer = BackgroundWriter(write)
+
+        def sink(index, frame):
+            writer.put((index, frame))
+    elif window:
+        import cv2
+
+        def sink(index, frame):
+            nonlocal window
+            if not window:
+                return
+            try:
+                cv2.imshow("liveportrait", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            except cv2.error:  # opencv-python-headless has no GUI
+                window = False
+                print("this OpenCV build cannot open windows (headless); use -o OUT.mp4 to keep the result",
+                      file=sys.stderr)
+                return
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                stop_flag[0] = True
+    else:
+        def sink(index, frame):
+            pass
+
+    def report(stats):
+        if not args.quiet:
+            print(stats.summary(), file=sys.stderr, flush=True)
+
+    try:
+        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            finally:
+                vw.abort()
+        raise
+    if writer is not None:
+        writer.close()
+        vw.close()
+    if window:
+        import cv2
+
+        try:
+            cv2.destroyAllWindows()
+        except cv2.error:
+            pass
+    print(stats.summary())
+    if args.output:
+        print(f"wrote {args.output}")
+    _ = np  # numpy is imported for the callbacks' arrays
+    return 0

@@ -1,0 +1,300 @@
+"""The speed benchmark behind ``liveportrait benchmark`` and ``benchmarks/bench_speed.py``.
+
+One row per (backend, precision): milliseconds per frame of each stage, end-to-end frames per
+second (a real stream: decode -> motion -> keypoints -> W -> G -> paste-back -> encode, with decode
+and encode overlapped in threads), the peak resident memory of the process, and the GFLOP/s each
+network reaches (float32 eager FLOPs divided by the measured time, so rewrites that remove work
+show as more than the hardware's rate). Each row runs in its own process when several are asked
+for, so that peak memory is that row's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STAGES = ("M", "W", "G", "S", "crop", "paste", "decode", "encode")
+
+
+@dataclass
+class Row:
+    backend: str
+    precision: str
+    device: str
+    frames: int
+    ms: dict[str, float] = field(default_factory=dict)
+    fps: float = 0.0
+    fps_serial: float = 0.0
+    peak_rss_mb: float = 0.0
+    gflops: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info = fh.read()
+        for line in info.splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        have = set(next((ln for ln in info.splitlines() if ln.startswith("flags")), "").split())
+        flags = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx_vnni") if f in have)
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count()
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f", GPU {torch.cuda.get_device_name(0)}"
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = ", load average %.2f" % os.getloadavg()[0]
+    return f"{cpu} ({flags}), {cores} cores{gpu}, torch {torch.__version__}{load}"
+
+
+def network_gflop(networks) -> dict[str, float]:
+    """Float32 FLOPs (2 per multiply-add) of one frame of M, W and G, counted on the eager modules."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .onnx_backend import example_inputs
+
+    ex = example_inputs(networks)
+    out = {}
+    for name, fn in (("M", lambda: networks.M(*ex["M"])), ("W", lambda: networks.W(*ex["W"])),
+                     ("G", lambda: networks.G(*ex["G"])), ("F", lambda: networks.F(*ex["F"]))):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            fn()
+        out[name] = counter.get_total_flops() / 1e9
+    return out
+
+
+def _synthetic_networks(config_name: str):
+    from ..networks import LivePortraitNetworks, ModelConfig
+    from ..networks.blocks import SpectralNormConv2d
+
+    torch.manual_seed(0)
+    nets = LivePortraitNetworks(ModelConfig.named(config_name))
+    with torch.no_grad():
+        for m in nets.modules():
+            if isinstance(m, SpectralNormConv2d):
+                m.reset_spectral_vectors()
+    return nets.eval()
+
+
+def load_networks(weights: str | None, config_name: str = "released"):
+    """(networks, note): released weights when found, else synthetic random weights of the config."""
+    from ..errors import WeightsError
+    from ..networks import LivePortraitNetworks, ModelConfig
+    from ..networks.checkpoint import locate_weights
+
+    if weights != "synthetic":
+        try:
+            layout = locate_weights(weights)
+            nets = LivePortraitNetworks(ModelConfig.named(config_name)).load_layout(layout)
+            return nets, f"weights: {layout.root if hasattr(layout, 'root') else weights}"
+        except (WeightsError, FileNotFoundError):
+            if weights:
+                raise
+    return _synthetic_networks(config_name), (f"weights: synthetic random ({config_name} config): "
+                                              "speed is that of real weights, pictures are not")
+
+
+def _timeit(fn, frames: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e3
+
+
+def _test_frames(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
+    """A moving smooth pattern (compresses like video, not like noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (size // 16, size // 16, 3), dtype=np.uint8)
+    import cv2
+
+    big = cv2.resize(base, (size * 2, size * 2), interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(big[i * 4:i * 4 + size, i * 3:i * 3 + size]) for i in range(n)]
+
+
+def run_row(backend: str, precision: str, device: str, frames: int, weights: str | None,
+            config_name: str = "released", threads: int | None = None, image: str | None = None,
+            video: str | None = None) -> Row:
+    """Benchmark one backend and precision in this process."""
+    import cv2
+
+    from ..animator import Animator
+    from ..face import geometry
+    from ..face.mask import PasteBack
+    from ..media import VideoReader, VideoWriter
+    from ..motion.compose import MotionOptions
+    from . import accelerate, set_threads
+
+    set_threads(threads)
+    row = Row(backend, precision, device, frames)
+    nets, note = load_networks(weights, config_name)
+    row.notes.append(note)
+    flop = network_gflop(nets)
+    accel = accelerate(nets, backend, device=device)
+    anim = Animator(accel, device, precision)
+
+    src_img = _test_frames(1, 512, seed=1)[0]
+    if image:
+        from ..media import read_image
+
+        src_img = read_image(image)
+    src256 = cv2.resize(src_img, (256, 256), interpolation=cv2.INTER_AREA)
+    src = anim.prepare_source(src256)
+    opts = MotionOptions()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(video) if video else Path(tmp) / "driving.mp4"
+        if not video:
+            w = VideoWriter(clip, Fraction(25), crf=18)
+            for f in _test_frames(max(frames + 2, 4)):
+                w.write(f)
+            w.close()
+        with VideoReader(clip) as reader:
+            drv = [f for _, f in zip(range(frames + 2), reader)]
+        drv256 = [cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in drv]
+        ref = anim.extract_motion(drv256[0]).motion
+        info = anim.extract_motion(drv256[1])
+
+        # half precision without the instructions for it is emulated and very slow: time one call
+        # of each network and skip the end-to-end stream
+        emulated = precision != "fp32" and device == "cpu" and not (
+            precision == "bf16" and _has_bf16_instructions())
+        nf, warm = (1, 0) if emulated else (frames, 1)
+        row.ms["M"] = _timeit(lambda: anim.extract_motion(drv256[1]), nf, warm)
+        row.ms["S"] = _timeit(lambda: anim.driving_keypoints(src, info.motion, ref, opts), nf, warm)
+        x_d = anim.driving_keypoints(src, info.motion, ref, opts)
+        with torch.inference_mode(), anim._autocast():
+            w_out = accel.W(src.f_s, kp_driving=x_d, kp_source=src.x_s)
+            row.ms["W"] = _timeit(lambda: accel.W(src.f_s, kp_driving=x_d, kp_source=src.x_s), nf, warm)
+            row.ms["G"] = _timeit(lambda: accel.G(w_out["out"].float()), nf, warm)
+        # the crop of a driving frame (affine warp to the network input; face tracking is not timed here)
+        m = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)
+        m3 = np.vstack([m, [0, 0, 1]]).astype(np.float32)
+        row.ms["crop"] = _timeit(lambda: geometry.to_net_input(geometry.warp(drv[0], m3, 512)), frames)
+        canvas = cv2.resize(src_img, (1280, 720))
+        crop_to_orig = np.array([[1.0, 0, 384], [0, 1.0, 104], [0, 0, 1]], np.float32)
+        paste = PasteBack(canvas.shape, crop_to_orig)
+        out512 = _test_frames(1, 512, seed=2)[0]  # the cost of pasting does not depend on the picture
+        row.ms["paste"] = _timeit(lambda: paste(out512, canvas), frames)
+
+        def decode():
+            with VideoReader(clip) as r:
+                for _ in zip(range(frames), r):
+                    pass
+        t = time.perf_counter()
+        decode()
+        row.ms["decode"] = (time.perf_counter() - t) * 1e3 / frames
+
+        def encode():
+            wr = VideoWriter(Path(tmp) / "enc.mp4", Fraction(25), crf=18)
+            for _ in range(frames):
+                wr.write(canvas)
+            wr.close()
+        t = time.perf_counter()
+        encode()
+        row.ms["encode"] = (time.perf_counter() - t) * 1e3 / frames
+
+        # end to end: a real stream, decode and encode in threads
+        from .stream import animate_stream
+
+        row.fps_serial = 1e3 / sum(row.ms[s] for s in STAGES)
+        if emulated:
+            row.notes.append(f"{precision} on this CPU is emulated: one call per network, "
+                             "end-to-end fps estimated from the stage sum")
+        else:
+            t = time.perf_counter()
+            n = animate_stream(anim, src, clip, Path(tmp) / "e2e.mp4", paste=paste, canvas=canvas, limit=frames,
+                               threaded=True)
+            row.fps = n / (time.perf_counter() - t)
+    row.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name in ("M", "W", "G"):
+        row.gflops[name] = flop[name] / (row.ms[name] / 1e3)
+    return row
+
+
+def _has_bf16_instructions() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in text or "amx_bf16" in text
+
+
+def run_rows(specs: list[tuple[str, str]], device: str, frames: int, weights: str | None,
+             config_name: str = "released", threads: int | None = None, subprocesses: bool = True,
+             image: str | None = None, video: str | None = None, echo=None) -> list[Row]:
+    """Each (backend, precision) in its own process (clean peak memory), or in this one."""
+    rows = []
+    for backend, precision in specs:
+        if not subprocesses:
+            rows.append(run_row(backend, precision, device, frames, weights, config_name, threads, image, video))
+        else:
+            cmd = [sys.executable, "-m", "liveportrait.speed.bench", json.dumps(
+                dict(backend=backend, precision=precision, device=device, frames=frames, weights=weights,
+                     config_name=config_name, threads=threads, image=image, video=video))]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                row = Row(backend, precision, device, frames, notes=[f"failed: {res.stderr.strip()[-400:]}"])
+            else:
+                row = Row(**json.loads(res.stdout.strip().splitlines()[-1]))
+            rows.append(row)
+        if echo:
+            echo(rows[-1])
+    return rows
+
+
+def format_table(rows: list[Row], baseline: Row | None = None) -> str:
+    base = baseline or next((r for r in rows if r.backend == "eager" and r.precision == "fp32" and r.fps), None)
+    head = ["backend", "precision"] + [f"{s} ms" for s in STAGES] + ["fps", "x eager", "peak RSS MB",
+                                                                     "GFLOP/s M/W/G"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        fps = r.fps or r.fps_serial
+        if not fps:
+            lines.append(f"| {r.backend} | {r.precision} | " + " | ".join("-" for _ in head[2:]) + " |")
+            continue
+        speed = f"{fps / base.fps:.2f}" if base and base.fps else "-"
+        shown = f"{r.fps:.3f}" if r.fps else f"~{r.fps_serial:.4f}"
+        cells = [r.backend, r.precision] + [f"{r.ms.get(s, float('nan')):.1f}" for s in STAGES] + [
+            shown, speed, f"{r.peak_rss_mb:.0f}",
+            "/".join(f"{r.gflops.get(n, 0):.0f}" for n in ("M", "W", "G"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = sorted({n for r in rows for n in r.notes})
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
+def _main() -> None:
+    spec = json.loads(sys.argv[1])
+    row = run_row(**spec)
+    print(json.dumps(asdict(row)))
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,93 @@
+"""``liveportrait live`` and ``liveportrait benchmark`` on tiny networks."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from liveportrait.cli import main
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from liveportrait.media import VideoWriter
+
+    path = tmp_path_factory.mktemp("clip") / "driving.mp4"
+    rng = np.random.default_rng(0)
+    w = VideoWriter(path, Fraction(25), crf=23)
+    base = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for i in range(40):  # 1.6 s at 25 fps
+        w.write(np.roll(base, i, axis=1))
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def source_image(tmp_path_factory):
+    from liveportrait.media import write_image
+
+    path = tmp_path_factory.mktemp("src") / "face.png"
+    write_image(path, np.random.default_rng(1).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    return path
+
+
+def test_live_drops_frames_when_the_renderer_is_slow(tiny_weights, clip, source_image, tmp_path, capsys):
+    out = tmp_path / "live.mp4"
+    code = main(["live", "--source", str(source_image), "--driving", str(clip), "--no-crop",
+                 "--weights", str(tiny_weights), "--model-config", "tiny", "--backend", "fast",
+                 "--delay-ms", "200", "-o", str(out), "-q"])
+    assert code == 0
+    text = capsys.readouterr().out
+    m = re.search(r"(\d+) frames rendered of (\d+) arrived \((\d+) dropped\), ([\d.]+) fps, latency median (\d+)",
+                  text)
+    assert m, text
+    rendered, arrived, dropped = int(m[1]), int(m[2]), int(m[3])
+    assert arrived == 40 and dropped > 0 and rendered + dropped == arrived
+    # bounded by about one render period (the newest frame is taken; a queue would grow it every frame)
+    period_ms = 1000 / float(m[4])
+    assert 200 <= int(m[5]) <= 2.5 * period_ms
+    from liveportrait.media import probe
+
+    info = probe(out)
+    assert info.frame_count >= rendered  # dropped frames are filled so the video keeps real time
+
+
+def test_live_without_delay_keeps_up_on_tiny_networks(tiny_weights, clip, source_image, capsys):
+    code = main(["live", "--source", str(source_image), "--driving", str(clip), "--no-crop", "--no-window",
+                 "--weights", str(tiny_weights), "--model-config", "tiny", "--backend", "eager",
+                 "--smooth", "0.5", "-q"])
+    assert code == 0
+    m = re.search(r"(\d+) frames rendered of (\d+) arrived", capsys.readouterr().out)
+    assert int(m[2]) == 40 and int(m[1]) >= 1
+
+
+def test_live_needs_a_driving(source_image, capsys):
+    with pytest.raises(SystemExit):
+        main(["live", "--source", str(source_image)])
+
+
+def test_benchmark_prints_a_table(capsys, tmp_path):
+    import json
+
+    out = tmp_path / "rows.json"
+    code = main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--frames", "1",
+                 "--backend", "eager", "--backend", "fast", "--in-process", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| backend | precision | M ms | W ms | G ms | S ms | crop ms | paste ms | decode ms | encode ms" in text
+    assert re.search(r"\| eager \| fp32 \|", text) and re.search(r"\| fast \| fp32 \|", text)
+    assert "synthetic random" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 and set(r["gflops"]) == {"M", "W", "G"} for r in rows)
+
+
+def test_benchmark_precision_rows():
+    import argparse
+
+    from liveportrait.commands.benchmark import specs_from_args
+
+    args = argparse.Namespace(backend=["eager", "fast"], precision=["fp32", "bf16"])
+    assert specs_from_args(args) == [("eager", "fp32"), ("eager", "bf16"), ("fast", "fp32")]

@@ -1,0 +1,76 @@
+"""ONNX export of every network (W's 5-D GridSample included), checked in ONNX Runtime and OpenVINO."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from liveportrait.networks import LivePortraitNetworks, ModelConfig
+from liveportrait.speed import FIDELITY_REL_L2, accelerate
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def tiny_nets():
+    torch.manual_seed(0)
+    return LivePortraitNetworks(ModelConfig.tiny()).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_nets, tmp_path_factory):
+    from liveportrait.speed.onnx_backend import export_onnx
+
+    return export_onnx(tiny_nets, tmp_path_factory.mktemp("onnx"))
+
+
+def test_every_network_exports_and_matches_pytorch(tiny_nets, exported):
+    import onnx
+
+    from liveportrait.speed.onnx_backend import GRAPHS, _module, example_inputs
+
+    assert set(exported) == set(GRAPHS)
+    w_graph = onnx.load(str(exported["W"]))
+    assert w_graph.opset_import[0].version >= 20
+    assert sum(n.op_type == "GridSample" for n in w_graph.graph.node) == 2  # both 5-D samplings
+    for batch in (1, 2):  # the batch axis is dynamic
+        inputs = example_inputs(tiny_nets, batch)
+        for name, path in exported.items():
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            feed = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs[name])}
+            ours = sess.run(None, feed)
+            with torch.inference_mode():
+                ref = _module(tiny_nets, name).eval()(*inputs[name])
+            ref = ref if isinstance(ref, tuple) else (ref,)
+            for a, b in zip(ours, ref):
+                assert rel(a, b.numpy()) <= FIDELITY_REL_L2["onnxruntime"], (name, batch)
+    assert not tiny_nets.training and not any(m.training for m in tiny_nets.modules())
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_runtime_backend_renders_like_eager(tiny_nets, runtime, tmp_path):
+    if runtime == "openvino":
+        pytest.importorskip("openvino")
+    from liveportrait.animator import Animator
+    from liveportrait.motion.compose import MotionOptions
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    outs = []
+    for backend in ("eager", runtime):
+        anim = Animator(accelerate(tiny_nets, backend, cache_dir=tmp_path), "cpu", "fp32")
+        src = anim.prepare_source(img)
+        info = anim.extract_motion(img)
+        x_d = anim.driving_keypoints(src, info.motion, info.motion, MotionOptions())
+        outs.append(anim.render(src, x_d.expand(2, -1, -1)).numpy())
+    assert rel(outs[1], outs[0]) <= FIDELITY_REL_L2[runtime]
+    # the second build finds the cached graphs
+    before = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx"))
+    accelerate(tiny_nets, runtime, cache_dir=tmp_path)
+    assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx")) == before
