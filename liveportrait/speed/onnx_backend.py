@@ -12,8 +12,10 @@ Exported files are cached under ``cache_dir`` (default ``$LIVEPORTRAIT_CACHE/onn
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -219,7 +221,8 @@ class _Session:
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
             model = core.read_model(str(path))
-            self.compiled = core.compile_model(model, "CPU", config)
+            with keep_signal_stack():
+                self.compiled = core.compile_model(model, "CPU", config)
             self.request = self.compiled.create_infer_request()
             self.inputs = [p.get_any_name() for p in self.compiled.inputs]
         else:
@@ -231,6 +234,48 @@ class _Session:
             return self.sess.run(None, feed)
         res = self.request.infer(feed)
         return [np.asarray(res[o]) for o in self.compiled.outputs]
+
+
+class _StackT(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def keep_signal_stack():
+    """Put back the calling thread's alternate signal stack after OpenVINO's CPU plugin swaps it.
+
+    OpenVINO 2025 installs a stack of its own (mmap'd) when it compiles a model and restores the one it
+    saw only when its Core is freed. With two Cores alive, the second one saves the first one's stack,
+    which is unmapped later: the next Python signal (Ctrl-C, SIGCHLD from a loader worker) then kills
+    the process with SIGSEGV. Keeping the caller's stack in place avoids that chain.
+    """
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    before = _StackT()
+    libc.sigaltstack(None, ctypes.byref(before))
+    try:
+        yield
+    finally:
+        after = _StackT()
+        libc.sigaltstack(None, ctypes.byref(after))
+        if (after.ss_sp, after.ss_flags, after.ss_size) != (before.ss_sp, before.ss_flags, before.ss_size):
+            if before.ss_flags & _SS_DISABLE:
+                before = _StackT(None, _SS_DISABLE, 0)
+            libc.sigaltstack(ctypes.byref(before), None)
+
+
+_SS_DISABLE = 2  # Linux
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _ort_providers() -> list[str]:

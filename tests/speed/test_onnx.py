@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -74,3 +77,36 @@ def test_runtime_backend_renders_like_eager(tiny_nets, runtime, tmp_path):
     before = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx"))
     accelerate(tiny_nets, runtime, cache_dir=tmp_path)
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx")) == before
+
+
+SIGNAL_AFTER_OPENVINO = r"""
+import faulthandler, gc, os, signal, sys
+import torch
+from liveportrait.speed.onnx_backend import _Session
+faulthandler.enable()  # like pytest: an alternate signal stack is installed
+path = sys.argv[1]
+torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.randn(1, 3, 8, 8),), path, dynamo=False)
+# sessions made and freed out of order, as a run that builds backends more than once does
+a, b = _Session(path, "openvino"), _Session(path, "openvino")
+del a
+gc.collect()
+c = _Session(path, "openvino")
+del b
+gc.collect()
+del c
+gc.collect()
+hits = []
+signal.signal(signal.SIGUSR1, lambda *a: hits.append(1))
+os.kill(os.getpid(), signal.SIGUSR1)
+print("handled", len(hits))
+"""
+
+
+def test_openvino_leaves_the_signal_stack_usable(tmp_path):
+    """OpenVINO sessions made and freed out of order, then a Python signal: the process must survive (it crashed
+    with SIGSEGV on a dangling alternate signal stack before `keep_signal_stack`)."""
+    pytest.importorskip("openvino")
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_OPENVINO, str(tmp_path / "conv.onnx")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "handled 1" in proc.stdout
