@@ -67,6 +67,7 @@ class AnimateConfig:
     device: str = "cpu"
     precision: str = "fp32"
     batch_size: int = 1
+    backend: str = "eager"  # liveportrait.speed.BACKENDS: eager, fast, compile, onnxruntime, openvino
 
 
 @dataclass
@@ -187,6 +188,10 @@ class Pipeline:
     def __init__(self, networks, config: AnimateConfig | None = None, cropper=None,
                  progress: Callable[[Iterator, int | None, str], Iterator] | None = None):
         self.config = config or AnimateConfig()
+        if self.config.backend != "eager":
+            from .speed import accelerate
+
+            networks = accelerate(networks, self.config.backend, device=self.config.device)
         self.animator = Animator(networks, self.config.device, self.config.precision)
         self._cropper = cropper
         self._progress = progress or (lambda it, total, desc: it)
@@ -593,7 +598,10 @@ def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: 
     try:
         if comparison is not None:
             side = _open_writer(comparison, kind if kind != "png" else "mp4", fps, audio, cfg, stamp)
-        for item in pipeline._progress(frames, total, "animating"):
+        from .speed.stream import prefetch
+
+        # the networks run one frame ahead in a thread while this one pastes and encodes
+        for item in pipeline._progress(prefetch(frames, depth=2), total, "animating"):
             if side is not None:
                 item, concat = item
                 side.write(stamp.mark(concat))

@@ -77,6 +77,21 @@ def test_image_driving_gives_an_image(animate, examples_dir, tmp_path):
     assert read_image(tmp_path / "still_concat.png").shape[0] == 512
 
 
+def test_fast_backend_gives_the_eager_picture(animate, examples_dir, tmp_path):
+    """`--backend auto` (fast on the CPU) renders what the float32 eager path renders, within its bound."""
+    from liveportrait.speed import FIDELITY_PSNR_DB
+
+    outs = {}
+    for backend in ("eager", "auto"):
+        out = tmp_path / f"{backend}.png"
+        code, err = animate("-s", examples_dir / "source/s5.jpg", "-d", examples_dir / "driving/d30.jpg", "-o", out,
+                            "--no-watermark", "--backend", backend)
+        assert code == 0, err
+        outs[backend] = read_image(out).astype(np.float64)
+    mse = np.mean((outs["auto"] - outs["eager"]) ** 2)
+    assert mse == 0 or 10 * np.log10(255.0**2 / mse) >= FIDELITY_PSNR_DB["fast"]
+
+
 def test_video_source_follows_source_length_and_sound(animate, examples_dir, tmp_path):
     """s13.mp4 (103 frames, with sound) driven by d0 (78 frames, silent): 78 frames, the source's sound."""
     out = tmp_path / "v2v.mp4"

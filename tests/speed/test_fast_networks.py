@@ -116,3 +116,22 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
     ref = fixture["pipe_default_out"][1]
     assert rel(frame, ref) <= 1e-3
     assert psnr_u8(frame, ref) >= FIDELITY_PSNR_DB["fast"]
+
+
+@pytest.mark.parametrize("device, backend, expected", [("cpu", "auto", "fast"), ("cuda", "auto", "eager"),
+                                                       ("cpu", "openvino", "openvino")])
+def test_animate_backend_choice(device, backend, expected):
+    """`animate --backend auto` takes the exact fast rewrites on the CPU and eager kernels on a GPU."""
+    from liveportrait.commands.animate import config_from_args
+    from liveportrait.cli import build_parser
+
+    args = build_parser().parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4", "--backend", backend])
+    assert config_from_args(args, device).backend == expected
+
+
+def test_pipeline_runs_the_chosen_backend(tiny_nets):
+    from liveportrait.pipeline import AnimateConfig, Pipeline
+    from liveportrait.speed import AcceleratedNetworks
+
+    assert isinstance(Pipeline(tiny_nets, AnimateConfig(backend="fast")).animator.networks, AcceleratedNetworks)
+    assert Pipeline(tiny_nets, AnimateConfig()).animator.networks is tiny_nets
