@@ -90,14 +90,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compute.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                          help="auto: fp16 on CUDA, fp32 elsewhere")
     compute.add_argument("--batch-size", type=int, default=1, help="driving frames rendered at once")
-    compute.add_argument("--backend", default="auto",
-                         choices=("auto", "eager", "fast", "compile", "onnxruntime", "openvino"),
-                         help="how the networks run: auto is fast (exact rewrites, ~1.7x) on CPU and eager on GPU; "
-                              "see 'liveportrait benchmark'")
+    add_backend_argument(compute)
     compute.add_argument("--model-config", default="released", choices=("released", "tiny"),
                          help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def add_backend_argument(parser) -> None:
+    parser.add_argument("--backend", default="auto",
+                        choices=("auto", "eager", "fast", "compile", "onnxruntime", "openvino"),
+                        help="how the networks run: auto is fast (exact rewrites, ~1.7-1.9x) on the CPU and eager "
+                             "on a GPU; see 'liveportrait benchmark'")
+
+
+def pick_backend(name: str, device: str) -> str:
+    if name != "auto":
+        return name
+    return "fast" if device == "cpu" else "eager"
 
 
 def pick_device(name: str) -> str:
@@ -169,7 +179,7 @@ def config_from_args(args: argparse.Namespace, device: str):
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=max(1, args.batch_size),
-        backend=("fast" if device == "cpu" else "eager") if args.backend == "auto" else args.backend)
+        backend=pick_backend(args.backend, device))
 
 
 def run(args: argparse.Namespace) -> int:

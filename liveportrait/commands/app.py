@@ -11,6 +11,9 @@ SHARE_WARNING = ("warning: --share publishes this app on a public link through G
                  "who has the link can use it, and your uploads and results travel through a third party.")
 
 
+from .animate import add_backend_argument
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "app", help="open the web interface (animate, edit expressions, retarget videos)",
@@ -26,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
+    add_backend_argument(p)
     p.add_argument("--max-upload-mb", type=float, default=500, help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
@@ -57,7 +61,7 @@ def _stay_offline() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from .animate import load_networks, pick_device
+    from .animate import load_networks, pick_backend, pick_device
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
@@ -73,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
     nets = load_networks(args.weights, args.model_config, args.quiet)
+    from ..speed import accelerate
+
+    nets = accelerate(nets, pick_backend(args.backend, device), device=device)
     _stay_offline()
 
     from ..app.backend import AppBackend

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .animate import add_backend_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-paste-back", action="store_true", help="show the animated crop only")
     p.add_argument("--no-stitching", action="store_true")
     p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    p.add_argument("--backend", default="fast", choices=("eager", "fast", "compile", "onnxruntime", "openvino"))
+    add_backend_argument(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import resize_256
     from ..speed import accelerate, set_threads
     from ..speed.stream import BackgroundWriter, CameraSource, FileSource, LiveEngine
-    from .animate import load_networks, pick_device
+    from .animate import load_networks, pick_backend, pick_device
 
     device = pick_device(args.device)
     precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.driving}: no such file")
     image = read_image(args.source)
     nets = load_networks(args.weights, args.model_config, args.quiet)
-    anim = Animator(accelerate(nets, args.backend, device=device), device, precision)
+    anim = Animator(accelerate(nets, pick_backend(args.backend, device), device=device), device, precision)
     options = MotionOptions(stitching=not args.no_stitching)
 
     cropper = None

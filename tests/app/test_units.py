@@ -116,8 +116,15 @@ def test_app_command_defaults_to_a_private_local_server(tiny_weights, monkeypatc
     seen = {}
     monkeypatch.setattr(ui, "launch", lambda demo, host, port, share, **kw: seen.update(host=host, port=port,
                                                                                          share=share, demo=demo))
-    base = ["app", "--weights", str(tiny_weights), "--model-config", "tiny", "-q"]
+    import liveportrait.speed as speed
+
+    chosen = []
+    real_accelerate = speed.accelerate
+    monkeypatch.setattr(speed, "accelerate", lambda nets, backend, **kw: chosen.append(backend) or
+                        real_accelerate(nets, backend, **kw))
+    base = ["app", "--weights", str(tiny_weights), "--model-config", "tiny", "-q", "--device", "cpu"]
     assert main(base) == 0
+    assert chosen == ["fast"]  # --backend auto: the exact fast rewrites on the CPU
     assert seen["host"] == "127.0.0.1" and seen["share"] is False and seen["port"] == 7860
     assert seen["demo"].analytics_enabled is False and constants.HF_HUB_OFFLINE is True
     assert "--share" not in capsys.readouterr().err
