@@ -104,10 +104,11 @@ def add_backend_argument(parser) -> None:
                              "on a GPU; see 'liveportrait benchmark'")
 
 
-def pick_backend(name: str, device: str) -> str:
+def pick_backend(name: str, device: str, precision: str = "fp32") -> str:
+    """auto: the float32 fast rewrites on the CPU; eager kernels on a GPU or for reduced precision."""
     if name != "auto":
         return name
-    return "fast" if device == "cpu" else "eager"
+    return "fast" if device == "cpu" and precision == "fp32" else "eager"
 
 
 def pick_device(name: str) -> str:
@@ -179,7 +180,7 @@ def config_from_args(args: argparse.Namespace, device: str):
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=max(1, args.batch_size),
-        backend=pick_backend(args.backend, device))
+        backend=pick_backend(args.backend, device, precision))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     nets = load_networks(args.weights, args.model_config, args.quiet)
     from ..speed import accelerate
 
-    nets = accelerate(nets, pick_backend(args.backend, device), device=device)
+    nets = accelerate(nets, pick_backend(args.backend, device, precision), device=device)
     _stay_offline()
 
     from ..app.backend import AppBackend

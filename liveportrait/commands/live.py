@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.driving}: no such file")
     image = read_image(args.source)
     nets = load_networks(args.weights, args.model_config, args.quiet)
-    anim = Animator(accelerate(nets, pick_backend(args.backend, device), device=device), device, precision)
+    nets = accelerate(nets, pick_backend(args.backend, device, precision), device=device)
+    anim = Animator(nets, device, precision)
     options = MotionOptions(stitching=not args.no_stitching)
 
     cropper = None

@@ -21,6 +21,8 @@ device works, the rewrites pay off where the arithmetic, not the memory, is the 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +32,18 @@ from ..networks.generator import SPADEDecoder
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
 from .winograd import (FFTConv3d, UpsampledConv2d, UpsampledConv3d, transform_kernel, transform_kernel3d,
                        winograd_conv)
+
+
+def _float32(forward):
+    """The rewrites are float32 arithmetic: under autocast (``--precision bf16/fp16``) they still run
+    in float32 instead of failing on mixed dtypes; pick the eager backend for reduced precision."""
+
+    @functools.wraps(forward)
+    def run(self, first: torch.Tensor, *args, **kwargs):
+        with torch.autocast(first.device.type, enabled=False):
+            return forward(self, first.float(), *(a.float() if torch.is_tensor(a) else a for a in args),
+                           **{k: v.float() if torch.is_tensor(v) else v for k, v in kwargs.items()})
+    return run
 
 
 def _params_key(module: nn.Module) -> tuple:
@@ -187,6 +201,7 @@ class FastGenerator(nn.Module):
             self._plan, self._key = self._build(), key
         return self._plan
 
+    @_float32
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         p = self.plan()
         dtype = torch.float32
@@ -288,6 +303,7 @@ class FastWarping(nn.Module):
                 out += zp[:, i, j, i:i + h, j:j + w]
         return out.unsqueeze(1)
 
+    @_float32
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
         p = self.plan()
         wn = self.warping

@@ -106,7 +106,11 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
                    torch.from_numpy(fixture["W_kp_source"]))
         for key in ("out", "occlusion_map", "deformation"):
             assert rel(w[key], fixture[f"W_{key}"]) <= 1e-4, key
-        assert rel(fast.G(w["out"]), fixture["G_out"]) <= 1e-4
+        g32 = fast.G(w["out"])
+        assert rel(g32, fixture["G_out"]) <= 1e-4
+        # under autocast (--precision bf16 --backend fast) the rewrites keep to float32 instead of failing
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(fast.G(w["out"]), g32)
     # a rendered frame of the example photo, through the Animator
     anim = Animator(fast, "cpu", "fp32")
     src = anim.prepare_source(fixture["source_rgb_256"])
@@ -118,14 +122,17 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
     assert psnr_u8(frame, ref) >= FIDELITY_PSNR_DB["fast"]
 
 
-@pytest.mark.parametrize("device, backend, expected", [("cpu", "auto", "fast"), ("cuda", "auto", "eager"),
-                                                       ("cpu", "openvino", "openvino")])
-def test_animate_backend_choice(device, backend, expected):
-    """`animate --backend auto` takes the exact fast rewrites on the CPU and eager kernels on a GPU."""
+@pytest.mark.parametrize("device, backend, precision, expected", [
+    ("cpu", "auto", "auto", "fast"), ("cuda", "auto", "auto", "eager"), ("cpu", "auto", "bf16", "eager"),
+    ("cpu", "openvino", "auto", "openvino")])
+def test_animate_backend_choice(device, backend, precision, expected):
+    """`animate --backend auto` takes the float32 fast rewrites on the CPU, eager kernels on a GPU or for
+    reduced precision."""
     from liveportrait.commands.animate import config_from_args
     from liveportrait.cli import build_parser
 
-    args = build_parser().parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4", "--backend", backend])
+    args = build_parser().parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4", "--backend", backend,
+                                      "--precision", precision])
     assert config_from_args(args, device).backend == expected
 
 
