@@ -297,6 +297,16 @@ class _AtomicSink:
         pass
 
 
+def _close_quietly(container) -> None:
+    """Close a half-written container on the way out of an error; its own error would hide the first."""
+    if container is not None:
+        try:
+            container.close()
+        except (av.FFmpegError, OSError, ValueError):
+            pass
+    return None
+
+
 class VideoWriter(_AtomicSink):
     """Encode RGB frames to H.264 MP4 (or MOV / MKV by extension), optionally with another file's audio.
 
@@ -411,12 +421,7 @@ class VideoWriter(_AtomicSink):
         if self._audio is not None:
             self._audio.close()
             self._audio = None
-        if self._out is not None:
-            try:
-                self._out.close()
-            except (av.FFmpegError, OSError, ValueError):
-                pass
-            self._out = None
+        self._out = _close_quietly(self._out)
 
 
 def _video_muxer(path: PathLike) -> str:
@@ -528,12 +533,7 @@ class GifWriter(_AtomicSink):
             self._tmp.write_bytes(gif_with_comment(self._tmp.read_bytes(), self._comment))
 
     def _release(self) -> None:
-        if self._out is not None:
-            try:
-                self._out.close()
-            except (av.FFmpegError, OSError, ValueError):
-                pass
-            self._out = None
+        self._out = _close_quietly(self._out)
 
 
 def gif_with_comment(data: bytes, comment: str) -> bytes:
