@@ -193,6 +193,21 @@ def _phase_kernel_1d(scale: int, p: int) -> torch.Tensor:
     return m
 
 
+def _phase_plans(weight: torch.Tensor, s: int, equation: str) -> list[tuple]:
+    """One (taps y, taps x, phases y, phases x, kernel) per group of output phases sharing their taps;
+    the group's phase kernels are stacked along the output channels (float64 sums, then cast)."""
+    w = weight.detach().to(torch.float64)
+    groups: dict[tuple, list[int]] = {}
+    for p, t in enumerate(_phase_taps(s)):
+        groups.setdefault(t, []).append(p)
+    plans = []
+    for ty, py in groups.items():
+        for tx, px in groups.items():
+            ks = [torch.einsum(equation, _phase_kernel_1d(s, a), w, _phase_kernel_1d(s, b)) for a in py for b in px]
+            plans.append((ty, tx, py, px, torch.cat(ks).to(weight.dtype).contiguous()))
+    return plans
+
+
 class UpsampledConv2d(_Cached):
     """``conv(interpolate(x, scale_factor=s, mode='nearest'))`` for a 3x3, padding-1 conv.
 
@@ -208,22 +223,8 @@ class UpsampledConv2d(_Cached):
         return self._src()
 
     def _build(self):
-        w = self.weight_fn().detach().to(torch.float64)
-        s = self.scale
-        taps = _phase_taps(s)
-        groups: dict[tuple, list[int]] = {}
-        for p, t in enumerate(taps):
-            groups.setdefault(t, []).append(p)
-        plans = []
-        for ty, py in groups.items():
-            for tx, px in groups.items():
-                ks = []
-                for a in py:
-                    for b in px:
-                        ks.append(torch.einsum("yi,kcij,xj->kcyx", _phase_kernel_1d(s, a), w,
-                                               _phase_kernel_1d(s, b)))
-                kernel = torch.cat(ks).to(self.weight_fn().dtype).contiguous()
-                plans.append((ty, tx, py, px, kernel))
+        weight = self.weight_fn()
+        plans = _phase_plans(weight, self.scale, "yi,kcij,xj->kcyx")
         bias = self.bias_fn()
         return plans, None if bias is None else bias.detach().reshape(1, -1, 1, 1)
 
@@ -256,18 +257,7 @@ class UpsampledConv3d(_Cached):
         return (self.conv.weight, self.conv.bias)
 
     def _build(self):
-        w = self.conv.weight.detach().to(torch.float64)
-        s = self.scale
-        taps = _phase_taps(s)
-        groups: dict[tuple, list[int]] = {}
-        for p, t in enumerate(taps):
-            groups.setdefault(t, []).append(p)
-        plans = []
-        for ty, py in groups.items():
-            for tx, px in groups.items():
-                ks = [torch.einsum("yi,kcdij,xj->kcdyx", _phase_kernel_1d(s, a), w, _phase_kernel_1d(s, bb))
-                      for a in py for bb in px]
-                plans.append((ty, tx, py, px, torch.cat(ks).to(self.conv.weight.dtype).contiguous()))
+        plans = _phase_plans(self.conv.weight, self.scale, "yi,kcdij,xj->kcdyx")
         return plans, self.conv.bias.detach().reshape(1, -1, 1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
