@@ -360,50 +360,65 @@ class Pipeline:
     # -- source video ------------------------------------------------------------------------------------
 
     def source_video_motion(self, path: Path, limit: int | None) -> dict:
-        """Pass 1 over a source video: per frame, its crop matrix, motion and ratios."""
-        from .face.cropper import SOURCE, VideoFaceTracker
+        """Pass 1 over a source video for one face: per frame, its crop matrix, motion and ratios."""
+        if self.config.face == "all":
+            raise InputError("this step follows one face of a source video; choose it with --face largest or "
+                             "--face N")
+        return self.source_video_motions(path, limit)[0]
+
+    def source_video_motions(self, path: Path, limit: int | None) -> list[dict]:
+        """Pass 1 over a source video: one record per followed face (every face of the first frame for
+        ``--face all``), each with per-frame crop matrices, motion and ratios. One decode; the motion
+        extractor runs every 16 frames, so memory does not grow with the crops."""
         from .media import VideoReader
 
         cfg = self.config
-        if cfg.face == "all":
-            raise InputError("--face all animates every face of a photo; a source video animates one face "
-                             "(choose it with --face largest or --face N)")
-        face = cfg.face
-        framing = replace(SOURCE, scale=cfg.source_scale, vx_ratio=cfg.source_vx, vy_ratio=cfg.source_vy)
-        m_o2c, crops, eyes, lips = [], [], [], []
+        tracks: list[_SourceTrack] | None = None
         with VideoReader(path) as reader:
             info = reader.info
-            tracker = VideoFaceTracker(self.cropper, preset=framing, face=face, fps=float(info.fps))
             total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)
             for i, frame in enumerate(self._progress(reader, total, "source motion")):
                 if limit is not None and i >= limit:
                     break
                 frame = limit_size(frame, cfg.source_max_dim)
-                if cfg.crop == "none":
-                    fc = None
-                elif cfg.crop != "auto":
-                    fc = self.cropper.crop_from_box(frame, cfg.crop)
-                else:
-                    fc = tracker.update(frame)
-                m_o2c.append(None if fc is None else fc.M_o2c)
-                crops.append(resize_256(frame) if fc is None else fc.crop_256)
-                eyes.append(np.full(2, np.nan, np.float32) if fc is None or fc.eye_ratio is None else fc.eye_ratio)
-                lips.append(np.float32([np.nan]) if fc is None or fc.lip_ratio is None else fc.lip_ratio)
-        if cfg.crop == "auto" and all(m is None for m in m_o2c):
+                if tracks is None:
+                    tracks = [_SourceTrack(t) for t in self._source_trackers(frame, float(info.fps))]
+                for track in tracks:
+                    if cfg.crop == "none":
+                        fc = None
+                    elif cfg.crop != "auto":
+                        fc = self.cropper.crop_from_box(frame, cfg.crop)
+                    else:
+                        fc = track.tracker.update(frame)
+                    track.add(fc, frame, self.animator)
+        if tracks is None:
+            raise InputError(f"{path}: video has no frames")
+        if cfg.crop == "auto" and all(m is None for m in tracks[0].m_o2c):
             from .errors import NoFaceError
 
             raise NoFaceError(f"{path}: no human face was found in the source video; "
                               "give its position with --crop-box x0,y0,x1,y1")
-        motions = [self.animator.extract_motion(np.stack(crops[i:i + 16])) for i in range(0, len(crops), 16)]
-        return {
-            "info": info,
-            "m_o2c": m_o2c,
-            "kp": torch.cat([m.kp for m in motions]),
-            "x_s": torch.cat([m.x for m in motions]),
-            "motion": Motion(*(torch.cat([getattr(m.motion, k) for m in motions]) for k in ("R", "exp", "t", "scale"))),
-            "eye": np.stack(eyes).astype(np.float32),
-            "lip": np.stack(lips).astype(np.float32),
-        }
+        return [track.record(info, self.animator) for track in tracks]
+
+    def _source_trackers(self, first_frame: np.ndarray, fps: float) -> list:
+        """The face trackers of a source video: one, or one per face of the first frame for ``all``."""
+        from .face.cropper import SOURCE, VideoFaceTracker
+
+        cfg = self.config
+        if cfg.crop != "auto":
+            return [None]
+        framing = replace(SOURCE, scale=cfg.source_scale, vx_ratio=cfg.source_vx, vy_ratio=cfg.source_vy)
+        if cfg.face != "all":
+            return [VideoFaceTracker(self.cropper, preset=framing, face=cfg.face, fps=fps)]
+        faces = self.cropper.faces(first_frame, thorough=True)
+        if not faces:  # none yet: follow the first face that shows up
+            return [VideoFaceTracker(self.cropper, preset=framing, face="largest", fps=fps)]
+        trackers = []
+        for i, face in enumerate(faces):
+            tracker = VideoFaceTracker(self.cropper, preset=framing, face=i, fps=fps)
+            tracker.start_from(face)  # each follows its own face from where it was found
+            trackers.append(tracker)
+        return trackers
 
     def video_keypoints(self, src: dict, drv: DrivingMotion) -> torch.Tensor:
         """x_d for every source-video frame (composition, smoothing, stitching, retargeting)."""
@@ -440,30 +455,80 @@ class Pipeline:
         with torch.inference_mode():
             return finish_keypoints(x_s, x_d, cfg.motion, S.stitch_delta, eye_d, lip_d, pre_lip, pre_eye)
 
-    def animate_video(self, path: Path, src: dict, x_d: torch.Tensor) -> Iterator[np.ndarray]:
-        """Pass 2 over a source video: re-crop each frame with its stored matrix, render, paste back."""
+    def animate_video(self, path: Path, src: dict | list[dict], x_d: torch.Tensor | list[torch.Tensor]
+                      ) -> Iterator[np.ndarray]:
+        """Pass 2 over a source video: re-crop each frame with the stored matrices, render every
+        followed face, paste them all back."""
         from .face import geometry
         from .face.mask import PasteBack
         from .media import VideoReader
 
+        srcs, x_ds = ([src], [x_d]) if isinstance(src, dict) else (list(src), list(x_d))
         cfg, anim = self.config, self.animator
-        n = len(x_d)
+        n = min(len(x) for x in x_ds)
         with VideoReader(path) as reader:
             for i, frame in enumerate(reader):
                 if i >= n:
                     break
                 frame = limit_size(frame, cfg.source_max_dim)
-                m = src["m_o2c"][i]
-                crop256 = resize_256(frame) if m is None else geometry.to_net_input(geometry.warp(frame, m, 512))
-                prepared = PreparedSource(f_s=anim.appearance(crop256), kp_c=src["kp"][i:i + 1],
-                                          motion=src["motion"][i], x_s=src["x_s"][i:i + 1])
-                out = to_uint8(anim.render(prepared, x_d[i:i + 1].to(anim.device)))[0]
-                if m is not None and cfg.paste_back:
-                    yield PasteBack(frame.shape, geometry.invert(m))(out, frame)
-                elif m is None and cfg.crop == "auto":
-                    yield frame  # no face yet: the frame passes through unchanged
+                result, crops = frame, []
+                for one, xd in zip(srcs, x_ds):
+                    m = one["m_o2c"][i]
+                    if m is None and cfg.crop == "auto":
+                        continue  # this face is not in view yet: its part of the frame passes through
+                    crop256 = resize_256(frame) if m is None else geometry.to_net_input(geometry.warp(frame, m, 512))
+                    prepared = PreparedSource(f_s=anim.appearance(crop256), kp_c=one["kp"][i:i + 1],
+                                              motion=one["motion"][i], x_s=one["x_s"][i:i + 1])
+                    out = to_uint8(anim.render(prepared, xd[i:i + 1].to(anim.device)))[0]
+                    if m is not None and cfg.paste_back:
+                        result = PasteBack(frame.shape, geometry.invert(m))(out, result)
+                    else:
+                        crops.append(out)
+                if crops:
+                    yield crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
                 else:
-                    yield out
+                    yield result
+
+
+class _SourceTrack:
+    """One followed face of a source video in pass 1: crop matrices and ratios per frame, motion
+    extracted 16 crops at a time."""
+
+    BATCH = 16
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+        self.m_o2c: list = []
+        self.eyes: list[np.ndarray] = []
+        self.lips: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []
+        self._motions: list = []
+
+    def add(self, fc, frame: np.ndarray, animator) -> None:
+        self.m_o2c.append(None if fc is None else fc.M_o2c)
+        self._pending.append(resize_256(frame) if fc is None else fc.crop_256)
+        self.eyes.append(np.full(2, np.nan, np.float32) if fc is None or fc.eye_ratio is None else fc.eye_ratio)
+        self.lips.append(np.float32([np.nan]) if fc is None or fc.lip_ratio is None else fc.lip_ratio)
+        if len(self._pending) == self.BATCH:
+            self._flush(animator)
+
+    def _flush(self, animator) -> None:
+        if self._pending:
+            self._motions.append(animator.extract_motion(np.stack(self._pending)))
+            self._pending = []
+
+    def record(self, info, animator) -> dict:
+        self._flush(animator)
+        ms = self._motions
+        return {
+            "info": info,
+            "m_o2c": self.m_o2c,
+            "kp": torch.cat([m.kp for m in ms]),
+            "x_s": torch.cat([m.x for m in ms]),
+            "motion": Motion(*(torch.cat([getattr(m.motion, k) for m in ms]) for k in ("R", "exp", "t", "scale"))),
+            "eye": np.stack(self.eyes).astype(np.float32),
+            "lip": np.stack(self.lips).astype(np.float32),
+        }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -497,15 +562,18 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
 
     if source_is_video:
         src_info = probe(source)
-        limit = len(main) if main.is_video else None
-        src = pipeline.source_video_motion(source, limit)
-        x_d = pipeline.video_keypoints(src, main)
-        frames = pipeline.animate_video(source, src, x_d)
-        fps, total, n_faces = src_info.fps, len(x_d), 1
+        video_drivings = [len(d) for d in drivings if d.is_video]
+        limit = min(video_drivings) if video_drivings else None
+        srcs = pipeline.source_video_motions(source, limit)
+        _check_driving_count(len(drivings), len(srcs))
+        x_ds = [pipeline.video_keypoints(src, drivings[i if len(drivings) > 1 else 0]) for i, src in enumerate(srcs)]
+        frames = pipeline.animate_video(source, srcs, x_ds)
+        fps, total, n_faces = src_info.fps, min(len(x) for x in x_ds), len(srcs)
         audio_candidates = [main.path if main.has_audio else None, source if src_info.has_audio else None]
     else:
         image = limit_size(read_image(source), cfg.source_max_dim)
         faces = pipeline.prepare_image(image)
+        _check_driving_count(len(drivings), len(faces))
         frames = pipeline.animate_image(image, faces, drivings)
         fps = main.template.fps if main.is_video else Fraction(25)
         total, n_faces = max(len(d) for d in drivings), len(faces)
@@ -544,6 +612,12 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
     result.seconds = time.perf_counter() - t0
     result.notes = notes
     return result
+
+
+def _check_driving_count(drivings: int, faces: int) -> None:
+    if drivings > 1 and drivings != faces:
+        raise InputError(f"{drivings} driving inputs were given for {faces} face(s) of the source: give one "
+                         "driving for all faces, or one per face")
 
 
 def _source_panel(faces: list[SourceFace], image: np.ndarray) -> np.ndarray:

@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     framing = p.add_argument_group("framing")
     framing.add_argument("--face", type=_face, default="largest", metavar="largest|all|N",
-                         help="which face to animate; N counts from the left, starting at 0")
+                         help="which face to animate: the largest, every one (photos and videos; for a video, the "
+                              "faces of its first frame), or number N counted from the left, starting at 0")
     framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
     framing.add_argument("--crop-box", metavar="x0,y0,x1,y1", help="frame this box instead of detecting a face")
     framing.add_argument("--scale", type=float, default=2.3, help="source crop scale (larger: more around the face)")

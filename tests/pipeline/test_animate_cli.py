@@ -196,3 +196,36 @@ def test_every_face_of_a_group_picture(animate, examples_dir, tmp_path):
     assert code == 0, err
     changed1 = np.abs(read_image(out1).astype(int) - group).sum(axis=2) > 10
     assert min(changed1[:, : a.shape[1]].mean(), changed1[:, a.shape[1]:].mean()) < 0.001
+
+
+def test_every_face_of_a_group_video(animate, examples_dir, tmp_path):
+    """s13 beside a mirrored s13: --face all follows and animates both faces of the source video."""
+    from liveportrait.media import VideoWriter
+
+    frames = []
+    with VideoReader(examples_dir / "source/s13.mp4") as r:
+        for i, f in enumerate(r):
+            if i == 8:
+                break
+            half = f[::2, ::2]
+            frames.append(np.concatenate([half, half[:, ::-1]], axis=1))
+    src = tmp_path / "pair.mp4"
+    with VideoWriter(src, 25, crf=10) as w:
+        for f in frames:
+            w.write(f)
+    out = tmp_path / "pair_out.mp4"
+    code, err = animate("-s", src, "-d", examples_dir / "driving/d30.jpg", "-o", out, "--face", "all",
+                        "--no-watermark")
+    assert code == 0, err
+    with VideoReader(src) as a, VideoReader(out) as b:
+        pairs = list(zip(a, b))
+    assert len(pairs) == len(frames)
+    width = frames[0].shape[1] // 2
+    for before, after in pairs[:3]:
+        changed = np.abs(after.astype(int) - before).sum(axis=2) > 30
+        assert changed[:, :width].mean() > 0.01 and changed[:, width:].mean() > 0.01, "both faces must move"
+    # one driving per face, or one for all: anything else is a clear error
+    d = examples_dir / "driving/d30.jpg"
+    code, err = animate("-s", src, "-d", d, "-d", d, "-d", d, "-o", tmp_path / "x.mp4", "--face", "all")
+    assert code == InputError.exit_code and "one per face" in err
+    assert not (tmp_path / "x.mp4").exists()
