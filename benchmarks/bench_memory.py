@@ -1,9 +1,11 @@
 """Peak memory of `liveportrait animate` for a short and a long driving video (tiny networks).
 
-    python benchmarks/bench_memory.py [--frames 50 1000]
+    python benchmarks/bench_memory.py [--frames 50 1000] [--video-source]
 
 Streaming means the peak should not grow with the video's length. Driving videos are made by
-looping ../shared/examples/driving/d0.mp4; each run is a fresh process, whose peak RSS is printed.
+looping ../shared/examples/driving/d0.mp4; with ``--video-source`` the source is a video too (the
+looped s13.mp4, every frame tracked and animated). Each run is a fresh process, whose peak RSS is
+printed.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ sys.exit(code)
 """
 
 
-def make_driving(path: Path, frames: int) -> None:
+def make_driving(path: Path, frames: int, clip: Path = EXAMPLES / "driving" / "d0.mp4") -> None:
     from liveportrait.media import VideoReader, VideoWriter
 
-    with VideoReader(EXAMPLES / "driving" / "d0.mp4") as r:
+    with VideoReader(clip) as r:
         loop = list(r)
     with VideoWriter(path, 25) as w:
         for i in range(frames):
@@ -40,6 +42,7 @@ def make_driving(path: Path, frames: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, nargs="+", default=[50, 1000])
+    ap.add_argument("--video-source", action="store_true", help="animate a looped source video, not a photo")
     args = ap.parse_args()
     import torch
 
@@ -54,9 +57,13 @@ def main() -> None:
         for n in args.frames:
             drv = tmp / f"drive{n}.mp4"
             make_driving(drv, n)
+            source = EXAMPLES / "source" / "s1.jpg"
+            if args.video_source:
+                source = tmp / f"source{n}.mp4"
+                make_driving(source, n, EXAMPLES / "source" / "s13.mp4")
             t = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, "animate", "-s", str(EXAMPLES / "source" / "s1.jpg"), "-d", str(drv),
+                [sys.executable, "-c", CHILD, "animate", "-s", str(source), "-d", str(drv),
                  "-o", str(tmp / f"out{n}.mp4"), "--weights", str(tmp / "w"), "--model-config", "tiny", "-q"],
                 capture_output=True, text=True, check=True)
             peak = int(out.stdout.split("PEAK_RSS_KB")[1].split()[0]) / 1024
