@@ -15,8 +15,9 @@ into new parameters) and run the same mathematics with fewer operations:
   shifted sums.
 
 Transformed weights are built on first use and rebuilt when any source parameter changes (its
-version counter moves), as ``SpectralNormConv2d`` does. The modules are float32 CPU/GPU code: any
-device works, the rewrites pay off where the arithmetic, not the memory, is the bottleneck.
+version counter moves): both modules are ``CachedTransform``s, like the convolutions they use. The
+modules are float32 CPU/GPU code: any device works, the rewrites pay off where the arithmetic, not
+the memory, is the bottleneck.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from torch import nn
 from ..networks.blocks import SPADE, SameBlock2d, SPADEResnetBlock
 from ..networks.generator import SPADEDecoder
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
-from .winograd import (FFTConv3d, UpsampledConv2d, UpsampledConv3d, transform_kernel, transform_kernel3d,
-                       winograd_conv)
+from .winograd import (CachedTransform, FFTConv3d, UpsampledConv2d, UpsampledConv3d, transform_kernel,
+                       transform_kernel3d, winograd_conv)
 
 
 def _float32(forward):
@@ -44,13 +45,6 @@ def _float32(forward):
             return forward(self, first.float(), *(a.float() if torch.is_tensor(a) else a for a in args),
                            **{k: v.float() if torch.is_tensor(v) else v for k, v in kwargs.items()})
     return run
-
-
-def _params_key(module: nn.Module) -> tuple:
-    out = []
-    for t in list(module.parameters()) + list(module.buffers()):
-        out.append((t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype, t.device))
-    return tuple(out)
 
 
 def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm):
@@ -142,7 +136,7 @@ def _modulate(n: torch.Tensor, gb: torch.Tensor, scale: int) -> torch.Tensor:
     return F.leaky_relu_(out, 0.2)
 
 
-class FastGenerator(nn.Module):
+class FastGenerator(CachedTransform):
     """Same function as ``SPADEDecoder``; see the module docstring for the rewrites."""
 
     def __init__(self, generator: SPADEDecoder, winograd: bool = True):
@@ -150,8 +144,9 @@ class FastGenerator(nn.Module):
         self.generator = generator
         self.config = generator.config
         self.use_winograd = winograd
-        self._key = None
-        self._plan = None
+
+    def _sources(self):
+        return (*self.generator.parameters(), *self.generator.buffers())
 
     def _conv(self, w, b):
         return _Conv(w, b, winograd=None if self.use_winograd else False)
@@ -195,15 +190,9 @@ class FastGenerator(nn.Module):
         plan["img"] = (head.weight.detach().float(), head.bias.detach().float())
         return plan
 
-    def plan(self) -> dict:
-        key = _params_key(self.generator)
-        if key != self._key:
-            self._plan, self._key = self._build(), key
-        return self._plan
-
     @_float32
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        p = self.plan()
+        p = self.prepared()
         dtype = torch.float32
         seg = feature.to(dtype)
         hid = p["hidden"]
@@ -242,7 +231,7 @@ class FastGenerator(nn.Module):
         return torch.sigmoid(x)
 
 
-class FastWarping(nn.Module):
+class FastWarping(CachedTransform):
     """Same function as ``WarpingNetwork`` (same outputs dict)."""
 
     def __init__(self, warping: WarpingNetwork, winograd: bool = True, fft_mask: bool = True):
@@ -251,8 +240,9 @@ class FastWarping(nn.Module):
         self.config = warping.config
         self.use_winograd = winograd
         self.fft_mask = fft_mask
-        self._key = None
-        self._plan = None
+
+    def _sources(self):
+        return (*self.warping.parameters(), *self.warping.buffers())
 
     @torch.no_grad()
     def _build(self) -> dict:
@@ -284,12 +274,6 @@ class FastWarping(nn.Module):
         plan["fourth"] = (wn.fourth.weight.detach().float(), wn.fourth.bias.detach().float())
         return plan
 
-    def plan(self) -> dict:
-        key = _params_key(self.warping)
-        if key != self._key:
-            self._plan, self._key = self._build(), key
-        return self._plan
-
     @staticmethod
     def _occlusion(prediction: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> torch.Tensor:
         """Conv2d(C*D -> 1, k x k) as one (k*k, C*D) @ (C*D, H*W) product and k*k shifted sums."""
@@ -305,7 +289,7 @@ class FastWarping(nn.Module):
 
     @_float32
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
-        p = self.plan()
+        p = self.prepared()
         wn = self.warping
         dm = wn.dense_motion_network
         feature_3d = feature_3d.float()

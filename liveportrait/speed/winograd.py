@@ -110,7 +110,7 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m
     return out.squeeze(2) if squeeze else out
 
 
-class _Cached(nn.Module):
+class CachedTransform(nn.Module):
     """Keeps transformed weights keyed on the source parameters' versions."""
 
     def __init__(self):
@@ -134,7 +134,7 @@ class _Cached(nn.Module):
         return self._value
 
 
-class WinogradConv2d(_Cached):
+class WinogradConv2d(CachedTransform):
     """3x3, stride 1, padding 1 convolution with F(m x m, 3 x 3); ``weight_fn`` gives (K, C, 3, 3)."""
 
     def __init__(self, weight_fn, bias_fn, sources, m: int = 4):
@@ -154,7 +154,7 @@ class WinogradConv2d(_Cached):
         return winograd_conv(x, u, bias, self.m)
 
 
-class WinogradConv3d(_Cached):
+class WinogradConv3d(CachedTransform):
     """3x3x3, stride 1, padding 1 Conv3d: Winograd over (H, W), depth taps as shifted matrix products."""
 
     def __init__(self, conv: nn.Conv3d, m: int = 4):
@@ -208,7 +208,7 @@ def _phase_plans(weight: torch.Tensor, s: int, equation: str) -> list[tuple]:
     return plans
 
 
-class UpsampledConv2d(_Cached):
+class UpsampledConv2d(CachedTransform):
     """``conv(interpolate(x, scale_factor=s, mode='nearest'))`` for a 3x3, padding-1 conv.
 
     Output phases with the same low-resolution footprint share one convolution (their kernels
@@ -246,7 +246,7 @@ class UpsampledConv2d(_Cached):
         return out if bias is None else out + bias.to(x.dtype)
 
 
-class UpsampledConv3d(_Cached):
+class UpsampledConv3d(CachedTransform):
     """``conv3d(interpolate(x, scale_factor=(1, s, s)))`` for a 3x3x3, padding-1 Conv3d."""
 
     def __init__(self, conv: nn.Conv3d, scale: int = 2):
@@ -277,7 +277,7 @@ class UpsampledConv3d(_Cached):
         return out + bias.to(x.dtype)
 
 
-class FFTConv3d(_Cached):
+class FFTConv3d(CachedTransform):
     """A same-padded Conv3d with a large odd kernel (the 7x7x7 mask head of W) by FFT tiles.
 
     Height and width are cut into tiles of ``tile`` outputs; each tile's input window (tile + k - 1)

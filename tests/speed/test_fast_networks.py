@@ -142,3 +142,26 @@ def test_pipeline_runs_the_chosen_backend(tiny_nets):
 
     assert isinstance(Pipeline(tiny_nets, AnimateConfig(backend="fast")).animator.networks, AcceleratedNetworks)
     assert Pipeline(tiny_nets, AnimateConfig()).animator.networks is tiny_nets
+
+
+def test_fast_modules_rebuild_when_the_weights_change(tiny_nets):
+    """Loading other weights into the wrapped networks is seen on the next call (no stale plan)."""
+    import copy
+
+    from liveportrait.speed.onnx_backend import example_inputs
+
+    nets = copy.deepcopy(tiny_nets)
+    fast = accelerate(nets, "fast")
+    feat, kp_d, kp_s = example_inputs(nets, 1)["W"]
+    with torch.inference_mode():
+        before = fast.G(fast.W(feat, kp_d, kp_s)["out"])
+    with torch.no_grad():
+        for p in list(nets.W.parameters()) + list(nets.G.parameters()):
+            p.mul_(1.1)
+    with torch.inference_mode():
+        ref = nets.W(feat, kp_d, kp_s)
+        ours = fast.W(feat, kp_d, kp_s)
+        assert rel(ours["out"], ref["out"]) <= FIDELITY_REL_L2["fast"]
+        after = fast.G(ref["out"])
+        assert rel(after, nets.G(ref["out"])) <= FIDELITY_REL_L2["fast"]
+    assert rel(after, before) > 1e-3
