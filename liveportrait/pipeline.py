@@ -382,7 +382,7 @@ class Pipeline:
                     break
                 frame = limit_size(frame, cfg.source_max_dim)
                 if tracks is None:
-                    tracks = [_SourceTrack(t) for t in self._source_trackers(frame, float(info.fps))]
+                    tracks = [_SourceTrack(t, self.animator) for t in self._source_trackers(frame, float(info.fps))]
                 for track in tracks:
                     if cfg.crop == "none":
                         fc = None
@@ -390,7 +390,7 @@ class Pipeline:
                         fc = self.cropper.crop_from_box(frame, cfg.crop)
                     else:
                         fc = track.tracker.update(frame)
-                    track.add(fc, frame, self.animator)
+                    track.add(fc, frame)
         if tracks is None:
             raise InputError(f"{path}: video has no frames")
         if cfg.crop == "auto" and all(m is None for m in tracks[0].m_o2c):
@@ -398,7 +398,7 @@ class Pipeline:
 
             raise NoFaceError(f"{path}: no human face was found in the source video; "
                               "give its position with --crop-box x0,y0,x1,y1")
-        return [track.record(info, self.animator) for track in tracks]
+        return [track.record(info) for track in tracks]
 
     def _source_trackers(self, first_frame: np.ndarray, fps: float) -> list:
         """The face trackers of a source video: one, or one per face of the first frame for ``all``."""
@@ -496,29 +496,29 @@ class _SourceTrack:
 
     BATCH = 16
 
-    def __init__(self, tracker):
-        self.tracker = tracker
+    def __init__(self, tracker, animator: Animator):
+        self.tracker, self.animator = tracker, animator
         self.m_o2c: list = []
         self.eyes: list[np.ndarray] = []
         self.lips: list[np.ndarray] = []
         self._pending: list[np.ndarray] = []
         self._motions: list = []
 
-    def add(self, fc, frame: np.ndarray, animator) -> None:
+    def add(self, fc, frame: np.ndarray) -> None:
         self.m_o2c.append(None if fc is None else fc.M_o2c)
         self._pending.append(resize_256(frame) if fc is None else fc.crop_256)
         self.eyes.append(np.full(2, np.nan, np.float32) if fc is None or fc.eye_ratio is None else fc.eye_ratio)
         self.lips.append(np.float32([np.nan]) if fc is None or fc.lip_ratio is None else fc.lip_ratio)
         if len(self._pending) == self.BATCH:
-            self._flush(animator)
+            self._flush()
 
-    def _flush(self, animator) -> None:
+    def _flush(self) -> None:
         if self._pending:
-            self._motions.append(animator.extract_motion(np.stack(self._pending)))
+            self._motions.append(self.animator.extract_motion(np.stack(self._pending)))
             self._pending = []
 
-    def record(self, info, animator) -> dict:
-        self._flush(animator)
+    def record(self, info) -> dict:
+        self._flush()
         ms = self._motions
         return {
             "info": info,

@@ -247,6 +247,16 @@ class RetargetResult:
     seconds: float = 0.0
 
 
+def _retarget_delta(delta_fn, x_s: torch.Tensor, ratios: torch.Tensor, target: float) -> torch.Tensor:
+    """Per-frame retargeting delta towards ``target``; zero where the frame had no measured ratios."""
+    ok = ~torch.isnan(ratios).any(dim=1)
+    delta = torch.zeros_like(x_s)
+    if ok.any():
+        wanted = torch.full((int(ok.sum()), 1), float(target))
+        delta[ok] = delta_fn(x_s[ok], torch.cat([ratios[ok], wanted], dim=1))
+    return delta
+
+
 def retarget_keypoints(src: dict, S, lip_array: torch.Tensor, eye_ratio: float | None = None,
                        lip_ratio: float | None = None, smooth: float = 3e-6, silent: bool = False,
                        reference: bool = False) -> torch.Tensor:
@@ -280,19 +290,9 @@ def retarget_keypoints(src: dict, S, lip_array: torch.Tensor, eye_ratio: float |
         else:
             x_d = x_s.clone()
         if lip_ratio is not None and not silent:
-            ok = ~torch.isnan(lip).any(dim=1)
-            delta = torch.zeros_like(x_s)
-            if ok.any():
-                target = torch.full((int(ok.sum()), 1), float(lip_ratio))
-                delta[ok] = S.lip_delta(x_s[ok], torch.cat([lip[ok], target], dim=1))
-            x_d = x_d + smoothed(delta)
+            x_d = x_d + smoothed(_retarget_delta(S.lip_delta, x_s, lip, lip_ratio))
         if eye_ratio is not None:
-            ok = ~torch.isnan(eye).any(dim=1)
-            delta = torch.zeros_like(x_s)
-            if ok.any():
-                target = torch.full((int(ok.sum()), 1), float(eye_ratio))
-                delta[ok] = S.eye_delta(x_s[ok], torch.cat([eye[ok], target], dim=1))
-            x_d = x_d + smoothed(delta)
+            x_d = x_d + smoothed(_retarget_delta(S.eye_delta, x_s, eye, eye_ratio))
         return stitching_only(x_s, x_d, S.stitch_delta)
 
 
