@@ -94,11 +94,10 @@ class BackgroundWriter:
 def animate_stream(anim, src, driving: Path, output: Path, paste=None, canvas=None, limit: int | None = None,
                    threaded: bool = True, options=None) -> int:
     """Decode ``driving`` (already framed), animate ``src`` with it, paste, encode. Returns frames."""
-    import cv2
-
     from ..animator import to_uint8
     from ..media import VideoReader, VideoWriter
     from ..motion.compose import MotionOptions
+    from ..pipeline import resize_256
 
     options = options or MotionOptions()
     reader = VideoReader(driving)
@@ -115,8 +114,7 @@ def animate_stream(anim, src, driving: Path, output: Path, paste=None, canvas=No
     n = 0
     try:
         for frame in frames:
-            f256 = cv2.resize(frame, (256, 256), interpolation=cv2.INTER_AREA)
-            motion = anim.extract_motion(f256).motion
+            motion = anim.extract_motion(resize_256(frame)).motion
             ref = motion if ref is None else ref
             x_d = anim.driving_keypoints(src, motion, ref, options)
             out = to_uint8(anim.render(src, x_d))[0]
@@ -406,6 +404,7 @@ class LiveEngine:
 
 
 def _resize_256(frame: np.ndarray):
-    import cv2
+    """A driving frame that is already framed: the network input as the pipeline makes it, no ratios."""
+    from ..pipeline import resize_256
 
-    return cv2.resize(frame, (256, 256), interpolation=cv2.INTER_AREA), None, None
+    return resize_256(frame), None, None
