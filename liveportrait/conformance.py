@@ -17,11 +17,13 @@ from .animator import Animator
 from .motion import keypoints as kpm
 from .motion.compose import Motion, MotionOptions
 from .networks import LivePortraitNetworks
+from .speed import accelerate, pick_backend
 
 
-@functools.lru_cache(maxsize=1)
-def _networks(weights_dir: str) -> LivePortraitNetworks:
-    return LivePortraitNetworks.from_pretrained(weights_dir, locate=False)
+@functools.lru_cache(maxsize=2)
+def _networks(weights_dir: str, backend: str):
+    nets = LivePortraitNetworks.from_pretrained(weights_dir, locate=False)
+    return accelerate(nets, pick_backend(backend, "cpu", "fp32"))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -35,7 +37,7 @@ def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def module_outputs(nets: LivePortraitNetworks, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def module_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     src = image_to_tensor(inputs["source_rgb_256"])
 
@@ -116,9 +118,14 @@ def pipeline_outputs(animator: Animator, inputs: dict[str, np.ndarray]) -> dict[
     return out
 
 
-def run_fixture(inputs: dict[str, np.ndarray], weights_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every module-level and pipeline-level output key of a conformance fixture."""
-    nets = _networks(str(weights_dir))
+def run_fixture(inputs: dict[str, np.ndarray], weights_dir: str | os.PathLike,
+                backend: str = "auto") -> dict[str, np.ndarray]:
+    """Every module-level and pipeline-level output key of a conformance fixture.
+
+    ``backend="auto"`` computes as ``liveportrait animate`` does on a CPU in float32 (the fast exact
+    rewrites); ``"eager"`` runs the plain modules, as on a GPU.
+    """
+    nets = _networks(str(weights_dir), backend)
     out = module_outputs(nets, inputs)
     if "template_motion_R" in inputs:
         out.update(pipeline_outputs(Animator(nets, "cpu", "fp32"), inputs))

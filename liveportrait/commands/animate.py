@@ -105,13 +105,6 @@ def add_backend_argument(parser) -> None:
                              "on a GPU; see 'liveportrait benchmark'")
 
 
-def pick_backend(name: str, device: str, precision: str = "fp32") -> str:
-    """auto: the float32 fast rewrites on the CPU; eager kernels on a GPU or for reduced precision."""
-    if name != "auto":
-        return name
-    return "fast" if device == "cpu" and precision == "fp32" else "eager"
-
-
 def pick_device(name: str) -> str:
     import torch
 
@@ -163,6 +156,7 @@ def config_from_args(args: argparse.Namespace, device: str):
     from ..errors import InputError
     from ..motion.compose import MotionOptions
     from ..pipeline import AnimateConfig
+    from ..speed import pick_backend
 
     if args.no_crop and args.crop_box:
         raise InputError("--no-crop and --crop-box cannot be used together")

@@ -61,7 +61,7 @@ def _stay_offline() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from .animate import load_networks, pick_backend, pick_device
+    from .animate import load_networks, pick_device
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
     nets = load_networks(args.weights, args.model_config, args.quiet)
-    from ..speed import accelerate
+    from ..speed import accelerate, pick_backend
 
     nets = accelerate(nets, pick_backend(args.backend, device, precision), device=device)
     _stay_offline()

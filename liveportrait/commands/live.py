@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from ..media import read_image
     from ..motion.compose import MotionOptions
     from ..pipeline import resize_256
-    from ..speed import accelerate, set_threads
+    from ..speed import accelerate, pick_backend, set_threads
     from ..speed.stream import BackgroundWriter, CameraSource, FileSource, LiveEngine
-    from .animate import load_networks, pick_backend, pick_device
+    from .animate import load_networks, pick_device
 
     device = pick_device(args.device)
     precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")

@@ -110,6 +110,13 @@ def set_threads(threads: int | None = None) -> int:
     return threads
 
 
+def pick_backend(name: str, device: str, precision: str = "fp32") -> str:
+    """auto: the float32 fast rewrites on the CPU; eager kernels on a GPU or for reduced precision."""
+    if name != "auto":
+        return name
+    return "fast" if device == "cpu" and precision == "fp32" else "eager"
+
+
 def accelerate(networks: nn.Module, backend: str = "fast", device: str | torch.device = "cpu",
                cache_dir: str | os.PathLike | None = None, **options) -> nn.Module:
     """``networks`` with W, G and M running on ``backend`` (see the module docstring)."""
@@ -139,4 +146,4 @@ def _pick(options: dict, *names: str) -> dict:
     return {k: options[k] for k in names if k in options}
 
 
-__all__ = ["BACKENDS", "FIDELITY_PSNR_DB", "FIDELITY_REL_L2", "AcceleratedNetworks", "accelerate", "set_threads"]
+__all__ = ["BACKENDS", "FIDELITY_PSNR_DB", "FIDELITY_REL_L2", "AcceleratedNetworks", "accelerate", "pick_backend", "set_threads"]

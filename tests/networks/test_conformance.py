@@ -24,13 +24,14 @@ def fixture_npz(shared_dir):
     return np.load(shared_dir / "conformance" / "fixture_s0_d1.npz")
 
 
-@pytest.fixture(scope="session")
-def conformance_outputs(fixture_npz, synthetic_weights):
+@pytest.fixture(scope="session", params=["auto", "eager"])
+def conformance_outputs(request, fixture_npz, synthetic_weights):
+    """The project's CPU default (the exact fast rewrites) and the plain modules (what a GPU runs)."""
     from liveportrait.conformance import run_fixture
 
     inputs = {k: fixture_npz[k] for k in fixture_npz.files
               if k in INPUT_KEYS or k.startswith("template_motion_")}
-    return run_fixture(inputs, synthetic_weights)
+    return run_fixture(inputs, synthetic_weights, backend=request.param)
 
 
 @pytest.mark.slow
