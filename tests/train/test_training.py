@@ -118,12 +118,8 @@ def test_stage1_runs_every_loss_and_exports_released_weights(stage1_run):
     key = "G_middle_0.conv_0.weight_u"
     assert not torch.equal(nets.G.state_dict()[key], fresh.G.state_dict()[key])
     assert [p.name for p in list_checkpoints(out)] == ["step_00000002.pt", "step_00000004.pt"]
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        assert list((out / "logs").glob("events.out.tfevents.*"))
+    # TensorBoard is a test dependency (the dev extra pulls in the train extra): its event file is written
+    assert list((out / "logs").glob("events.out.tfevents.*"))
 
 
 def test_resume_repeats_the_uninterrupted_run(stage1_run, tmp_path):
