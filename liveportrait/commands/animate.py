@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import HelpFormatter
+
 
 def _face(value: str):
     if value in ("largest", "all"):
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "animate", help="animate a photo or video with a driving video, image or motion template",
         description="Animate the face(s) of SOURCE with the motion of DRIVING and paste the result back into "
                     "the original picture, with the driving's sound.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     io = p.add_argument_group("input and output")
     io.add_argument("-s", "--source", required=True, help="photo (jpg, png, webp...) or video of a face")
     io.add_argument("-d", "--driving", required=True, action="append",

@@ -7,11 +7,11 @@ import ipaddress
 import os
 import sys
 
+from . import HelpFormatter
+from .animate import add_backend_argument
+
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
                  "who has the link can use it, and your uploads and results travel through a third party.")
-
-
-from .animate import add_backend_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "app", help="open the web interface (animate, edit expressions, retarget videos)",
         description="Serve the LivePortrait web interface on this computer (http://127.0.0.1:PORT by default). "
                     "Nothing leaves the machine: analytics are off and no public link is made unless --share.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 makes the app reachable from other machines")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (0: the first free one from 7860 on)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import HelpFormatter
+
 DEFAULT_BACKENDS = ("eager", "fast", "onnxruntime", "openvino")
 
 
@@ -14,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "crop, paste-back, decode, encode), end-to-end frames per second, peak memory and the "
                     "GFLOP/s each network reaches, one row per backend and precision. Without weights, "
                     "synthetic random weights of the released configuration are used (same speed).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--weights", help="weights folder (default: the usual search path; 'synthetic' forces "
                                      "random weights; when none are found random weights are used and said so)")
     p.add_argument("--frames", type=int, default=3, help="frames timed per stage (the median is shown)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import HelpFormatter
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,7 @@ def register(subparsers) -> None:
                     "the videos already done.")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     q = sub.add_parser("prepare", help="cut, filter and crop videos into OUT_DIR",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=HelpFormatter,
                        description="Videos in sub-folders of INPUT_DIR get the sub-folder's name as identity.")
     q.add_argument("input_dir", metavar="INPUT_DIR", help="folder of videos (searched recursively)")
     q.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="where clips and manifest go")

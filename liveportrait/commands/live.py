@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import HelpFormatter
 from .animate import add_backend_argument
 
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Animate the face of SOURCE with each new frame of a camera or a video file as it arrives. "
                     "Motion is taken relative to the first driving frame (causal, nothing is read ahead). "
                     "When rendering is slower than the frames arrive, frames are dropped, not queued.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("-s", "--source", required=True, help="photo of a face")
     drv = p.add_mutually_exclusive_group(required=True)
     drv.add_argument("--camera", type=int, metavar="N", help="camera index for cv2.VideoCapture")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import HelpFormatter
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
             "Look for the provenance label (file metadata) and the invisible watermark (pixels) that "
             "liveportrait puts in every output. Exit status 0: marked, 1: not marked, 2: unreadable file."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="image (png, jpeg, gif, webp, ...) or video (mp4, mov, mkv, ...)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
