@@ -14,3 +14,27 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "default" in text or "%(default)" in text:
             return text
         return super()._get_help_string(action)
+
+
+def number(kind: type = float, low: float | None = None, high: float | None = None, above: float | None = None):
+    """An argparse ``type`` for a finite int or float within bounds (``low``/``high`` inclusive,
+    ``above`` exclusive), so that a bad value is a usage error instead of a failure deep inside."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
+                from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if above is not None and not value > above:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than {above:g}")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {low:g}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {high:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import HelpFormatter
+from . import HelpFormatter, number
 
 
 def _face(value: str):
@@ -14,16 +14,19 @@ def _face(value: str):
     try:
         return int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError("--face takes largest, all or a face number (0 = leftmost)") from None
+        raise argparse.ArgumentTypeError("takes largest, all or a face number (0 = leftmost)") from None
 
 
 def _reference(value: str):
     if value == "auto":
         return value
     try:
-        return int(value)
+        frame = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError("--reference-frame takes a frame number or auto") from None
+        frame = -1
+    if frame < 0:
+        raise argparse.ArgumentTypeError("takes a frame number (0 is the first) or auto")
+    return frame
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
     io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
                     "else mp4 for videos and png for a single image; png with a video gives a folder of frames)")
-    io.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better, 18 is visually lossless")
+    io.add_argument("--crf", type=number(int, 0, 51), default=18, help="H.264 quality: lower is better, 18 is visually lossless")
     io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
                     help="which input's sound goes into the output (falls back to the other)")
     io.add_argument("--comparison", action="store_true",
@@ -57,14 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     motion.add_argument("--animation-region", choices=("all", "exp", "pose", "lip", "eyes"), default="all")
     motion.add_argument("--driving-option", choices=("expression-friendly", "pose-friendly"),
                         default="expression-friendly")
-    motion.add_argument("--driving-multiplier", type=float, default=1.0,
+    motion.add_argument("--driving-multiplier", type=number(), default=1.0,
                         help="scale of the motion (larger exaggerates)")
     motion.add_argument("--reference-frame", type=_reference, default=0, metavar="N|auto",
                         help="driving frame taken as neutral; auto picks the frame with eyes open and mouth closed")
-    motion.add_argument("--smooth", type=float, default=0.0, metavar="VARIANCE",
+    motion.add_argument("--smooth", type=number(low=0), default=0.0, metavar="VARIANCE",
                         help="temporal smoothing of the driving motion for photo sources (Kalman observation "
                              "variance; try 1e-6; 0 is off)")
-    motion.add_argument("--source-video-smooth", type=float, default=3e-7, metavar="VARIANCE",
+    motion.add_argument("--source-video-smooth", type=number(low=0), default=3e-7, metavar="VARIANCE",
                         help="smoothing of the motion for video sources")
     motion.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
     motion.add_argument("--eye-retargeting", action="store_true", help="drive the eyes by the driving's eye ratio")
@@ -79,20 +82,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "faces of its first frame), or number N counted from the left, starting at 0")
     framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
     framing.add_argument("--crop-box", metavar="x0,y0,x1,y1", help="frame this box instead of detecting a face")
-    framing.add_argument("--scale", type=float, default=2.3, help="source crop scale (larger: more around the face)")
-    framing.add_argument("--vx", type=float, default=0.0, help="source crop horizontal shift")
-    framing.add_argument("--vy", type=float, default=-0.125, help="source crop vertical shift (negative: up)")
+    framing.add_argument("--scale", type=number(above=0), default=2.3, help="source crop scale (larger: more around the face)")
+    framing.add_argument("--vx", type=number(), default=0.0, help="source crop horizontal shift")
+    framing.add_argument("--vy", type=number(), default=-0.125, help="source crop vertical shift (negative: up)")
     framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
                          help="crop the driving video's face (auto: only when the video is not square)")
     framing.add_argument("--no-paste-back", action="store_true", help="output the animated crop only")
-    framing.add_argument("--max-dim", type=int, default=1920, help="longest side of the source kept for output")
+    framing.add_argument("--max-dim", type=number(int, 0), default=1920,
+                         help="longest side of the source kept for output (0: no limit)")
 
     compute = p.add_argument_group("compute")
     compute.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
     compute.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     compute.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                          help="auto: fp16 on CUDA, fp32 elsewhere")
-    compute.add_argument("--batch-size", type=int, default=1, help="driving frames rendered at once")
+    compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
     add_backend_argument(compute)
     compute.add_argument("--model-config", default="released", choices=("released", "tiny"),
                          help=argparse.SUPPRESS)
@@ -162,6 +166,13 @@ def config_from_args(args: argparse.Namespace, device: str):
 
     if args.no_crop and args.crop_box:
         raise InputError("--no-crop and --crop-box cannot be used together")
+    if args.crop_box:
+        from ..face.geometry import parse_box
+
+        try:
+            parse_box(args.crop_box)
+        except ValueError as exc:
+            raise InputError(f"--crop-box: {exc}") from exc
     precision = args.precision
     if precision == "auto":
         precision = "fp16" if device == "cuda" else "fp32"

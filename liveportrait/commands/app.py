@@ -7,7 +7,7 @@ import ipaddress
 import os
 import sys
 
-from . import HelpFormatter
+from . import HelpFormatter, number
 from .animate import add_backend_argument
 
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 makes the app reachable from other machines")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on (0: the first free one from 7860 on)")
+    p.add_argument("--port", type=number(int, 0, 65535), default=7860,
+                   help="port to listen on (0: the first free one from 7860 on)")
     p.add_argument("--share", action="store_true",
                    help="also make a temporary public link through Gradio's servers (off by default)")
     p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
     add_backend_argument(p)
-    p.add_argument("--max-upload-mb", type=float, default=500, help="largest upload accepted (videos; photos: 30)")
+    p.add_argument("--max-upload-mb", type=number(above=0), default=500, help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
     p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
@@ -60,13 +61,8 @@ def _stay_offline() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
     from .animate import load_networks, pick_device
 
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port {args.port} is not a port number")
-    if args.max_upload_mb <= 0:
-        raise InputError("--max-upload-mb must be positive")
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
     if not _is_loopback(args.host) and not args.quiet:

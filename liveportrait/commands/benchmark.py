@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import HelpFormatter
+from . import HelpFormatter, number
 
 DEFAULT_BACKENDS = ("eager", "fast", "onnxruntime", "openvino")
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     p.add_argument("--weights", help="weights folder (default: the usual search path; 'synthetic' forces "
                                      "random weights; when none are found random weights are used and said so)")
-    p.add_argument("--frames", type=int, default=3, help="frames timed per stage (the median is shown)")
+    p.add_argument("--frames", type=number(int, 1), default=3, help="frames timed per stage (the median is shown)")
     p.add_argument("--backend", action="append", choices=("eager", "fast", "compile", "onnxruntime", "openvino",
                                                           "all"),
                    help="backend(s) to time; repeat for several (default: eager, fast and the installed "
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", action="append", choices=("fp32", "fp16", "bf16"),
                    help="precision(s); repeat for several (default fp32; bf16 and fp16 apply to eager and compile)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all allowed CPUs)")
+    p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads (default: all allowed CPUs)")
     p.add_argument("--image", help="source photo to animate (default: a synthetic picture)")
     p.add_argument("--video", help="driving video, already framed (default: a synthetic clip)")
     p.add_argument("--json", help="also write the rows to this JSON file")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import number
+
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v"}
 
 
@@ -27,9 +29,9 @@ def register(subparsers) -> None:
                    help="which face: 'largest' (default), 'all', or a number counted from the left (0 = leftmost)")
     p.add_argument("--driving", action="store_true",
                    help="frame as a driving video (scale 2.2, vy -0.1, no roll correction) instead of as a source")
-    p.add_argument("--scale", type=float, default=None,
+    p.add_argument("--scale", type=number(above=0), default=None,
                    help="crop side over face size (default 2.3 for sources, 2.2 with --driving)")
-    p.add_argument("--vy", type=float, default=None,
+    p.add_argument("--vy", type=number(), default=None,
                    help="vertical shift as a fraction of the crop side, negative = up "
                         "(default -0.125 for sources, -0.1 with --driving)")
     p.add_argument("--crop-box", default=None, metavar="x0,y0,x1,y1",

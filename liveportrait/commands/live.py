@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter
+from . import HelpFormatter, number
 from .animate import add_backend_argument
 
 
@@ -19,12 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     p.add_argument("-s", "--source", required=True, help="photo of a face")
     drv = p.add_mutually_exclusive_group(required=True)
-    drv.add_argument("--camera", type=int, metavar="N", help="camera index for cv2.VideoCapture")
+    drv.add_argument("--camera", type=number(int, 0), metavar="N", help="camera index for cv2.VideoCapture")
     drv.add_argument("--driving", help="video file, played at its own frame rate in real time")
     p.add_argument("-o", "--output", help="write the result to this video instead of showing a window")
     p.add_argument("--no-window", action="store_true", help="never open a window (print statistics only)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many rendered frames")
-    p.add_argument("--smooth", type=float, default=1.0, metavar="ALPHA",
+    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after this many rendered frames")
+    p.add_argument("--smooth", type=number(above=0, high=1), default=1.0, metavar="ALPHA",
                    help="causal smoothing of the motion: weight of the newest frame (1 = off, 0.5 = strong)")
     p.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
     p.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads")
     p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
     p.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # slow renderer (tests)
     p.add_argument("-q", "--quiet", action="store_true", help="only the final statistics")

@@ -6,8 +6,6 @@ Exit status: 0 when the file carries the label or the watermark, 1 when it carri
 
 from __future__ import annotations
 
-import argparse
-
 from . import HelpFormatter
 
 
