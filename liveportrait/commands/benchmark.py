@@ -59,6 +59,7 @@ def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
     from dataclasses import asdict
 
     from ..errors import InputError
@@ -67,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args)
     if not specs:
         raise InputError("no backend and precision to time (half precision applies to eager and compile only)")
-    if args.frames < 1:
-        raise InputError("--frames must be at least 1")
+    if args.weights and args.weights != "synthetic":
+        from ..networks.checkpoint import locate_weights
+
+        locate_weights(args.weights)  # a wrong folder is one clear error here, not one per row
+    for option, path in (("--image", args.image), ("--video", args.video)):
+        if path and not os.path.isfile(path):
+            raise InputError(f"{option} {path}: no such file")
     print(f"machine: {machine_description()}")
     print(f"timing {', '.join(f'{b}/{p}' for b, p in specs)} on {args.device}, {args.frames} frame(s) each ...",
           flush=True)

@@ -91,3 +91,15 @@ def test_benchmark_precision_rows():
 
     args = argparse.Namespace(backend=["eager", "fast"], precision=["fp32", "bf16"])
     assert specs_from_args(args) == [("eager", "fp32"), ("eager", "bf16"), ("fast", "fp32")]
+
+
+def test_benchmark_checks_its_inputs_before_timing(tmp_path, capsys):
+    from liveportrait.errors import InputError, WeightsError
+
+    assert main(["benchmark", "--weights", str(tmp_path), "--frames", "1", "--backend", "eager"]) \
+        == WeightsError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: LivePortrait weights not found") and err.count("\n") == 1
+    assert main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--image",
+                 str(tmp_path / "nope.jpg")]) == InputError.exit_code
+    assert "--image" in capsys.readouterr().err
