@@ -72,7 +72,8 @@ def main() -> None:
         for n, peak, wall in rows:
             print(f"{n:>15}{peak:>16.1f}{wall:>10.1f}")
         if len(rows) > 1:
-            print(f"peak growth from {rows[0][0]} to {rows[-1][0]} frames: {100 * (rows[-1][1] / rows[0][1] - 1):+.1f}%")
+            growth = 100 * (rows[-1][1] / rows[0][1] - 1)
+            print(f"peak growth from {rows[0][0]} to {rows[-1][0]} frames: {growth:+.1f}%")
 
 
 if __name__ == "__main__":

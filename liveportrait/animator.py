@@ -162,7 +162,8 @@ class Animator:
         drv = drv.to(self.device)
         ref = ref.to(self.device) if ref is not None else None
         x_d = compose_image_source(src.kp_c, src.motion, drv, ref, options, self.lip_array)
-        if options.relative and options.driving_option == "expression-friendly" and driving_is_video and ref is not None:
+        if (options.relative and options.driving_option == "expression-friendly" and driving_is_video
+                and ref is not None):
             x_d0 = compose_image_source(src.kp_c, src.motion, ref, ref, options, self.lip_array)
             x_d = expression_friendly(src.x_s, x_d, x_d0, motion_multiplier(src.x_s, x_d0))
         eye_d = lip_d = None

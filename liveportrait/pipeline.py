@@ -22,7 +22,6 @@ import torch
 
 from .animator import Animator, PreparedSource, to_uint8
 from .errors import InputError
-from .provenance import Stamp
 from .motion.compose import (
     Motion,
     MotionOptions,
@@ -30,6 +29,7 @@ from .motion.compose import (
     finish_keypoints,
     smooth_motion,
 )
+from .provenance import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def side_by_side(panels: Sequence[np.ndarray], height: int = 512) -> np.ndarray:
     out = []
     for p in panels:
         w = max(2, int(round(p.shape[1] * height / p.shape[0])) // 2 * 2)
-        out.append(cv2.resize(p, (w, height), interpolation=cv2.INTER_AREA if p.shape[0] > height else cv2.INTER_LINEAR))
+        interpolation = cv2.INTER_AREA if p.shape[0] > height else cv2.INTER_LINEAR
+        out.append(cv2.resize(p, (w, height), interpolation=interpolation))
     return np.concatenate(out, axis=1)
 
 
@@ -322,7 +323,8 @@ class Pipeline:
             faces.append(SourceFace(fc, prepared, paste))
         return faces
 
-    def animate_image(self, image: np.ndarray, faces: list[SourceFace], drivings: list[DrivingMotion]) -> Iterator[np.ndarray]:
+    def animate_image(self, image: np.ndarray, faces: list[SourceFace],
+                      drivings: list[DrivingMotion]) -> Iterator[np.ndarray]:
         """Output frames for a still source: every face moved by its driving, pasted back."""
         cfg = self.config
         n = max(len(d) for d in drivings)

@@ -7,5 +7,6 @@ bash scripts/install.sh dev
 bash scripts/install-browser.sh  # Debian's Chromium for the web app's browser test
 # shellcheck disable=SC1091
 [ -n "${VIRTUAL_ENV:-}" ] || . .venv/bin/activate
+python -m ruff check --quiet .  # pyflakes, pycodestyle, import order (pyproject.toml [tool.ruff])
 # pytest exits 5 when it collects nothing: that fails this script too.
 exec python -m pytest "$@"

@@ -28,8 +28,9 @@ def test_help_shows_only_meaningful_defaults(command):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from liveportrait.cli import main\ntry: main(['animate', '--help'])\nexcept SystemExit: pass\n" \
-           "print('torch' in sys.modules)"
+    code = ("import sys; from liveportrait.cli import main\n"
+            "try: main(['animate', '--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
 

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..motion.compose import DRIVING_OPTIONS, REGIONS, MotionOptions
 from ..motion.editing import CONTROL, CONTROLS, EDIT_FIELDS, INTERPOLATIONS, TRANSFER_REGIONS, Edit, Keyframe
-from .editor import EDIT_CROP_SCALE, EditSource, Editor, retarget_video
+from .editor import EDIT_CROP_SCALE, Editor, EditSource, retarget_video
 from .uploads import UploadLimits, check_upload, load_photo
 
 Progress = Callable[[Iterator, "int | None", str], Iterator]

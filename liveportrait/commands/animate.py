@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
     io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
                     "else mp4 for videos and png for a single image; png with a video gives a folder of frames)")
-    io.add_argument("--crf", type=number(int, 0, 51), default=18, help="H.264 quality: lower is better, 18 is visually lossless")
+    io.add_argument("--crf", type=number(int, 0, 51), default=18,
+                    help="H.264 quality: lower is better, 18 is visually lossless")
     io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
                     help="which input's sound goes into the output (falls back to the other)")
     io.add_argument("--comparison", action="store_true",
@@ -82,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "faces of its first frame), or number N counted from the left, starting at 0")
     framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
     framing.add_argument("--crop-box", metavar="x0,y0,x1,y1", help="frame this box instead of detecting a face")
-    framing.add_argument("--scale", type=number(above=0), default=2.3, help="source crop scale (larger: more around the face)")
+    framing.add_argument("--scale", type=number(above=0), default=2.3,
+                         help="source crop scale (larger: more around the face)")
     framing.add_argument("--vx", type=number(), default=0.0, help="source crop horizontal shift")
     framing.add_argument("--vy", type=number(), default=-0.125, help="source crop vertical shift (negative: up)")
     framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
     add_backend_argument(p)
-    p.add_argument("--max-upload-mb", type=number(above=0), default=500, help="largest upload accepted (videos; photos: 30)")
+    p.add_argument("--max-upload-mb", type=number(above=0), default=500,
+                   help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
     p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
@@ -79,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     _stay_offline()
 
     from ..app.backend import AppBackend
-    from ..app.uploads import UploadLimits
     from ..app.ui import build_app, launch  # imports gradio
+    from ..app.uploads import UploadLimits
 
     limits = UploadLimits(video_mb=args.max_upload_mb, image_mb=min(30.0, args.max_upload_mb),
                           template_mb=min(50.0, args.max_upload_mb))

@@ -226,7 +226,8 @@ def _load_npz(p: Path, max_bytes: int) -> MotionTemplate:
         raise InputError(f"{p}: not a liveportrait motion template (format marker {marker or 'missing'})")
     version = int(data.get("version", -1))
     if version > FORMAT_VERSION or version < 1:
-        raise InputError(f"{p}: template format version {version} is not supported (this build reads 1..{FORMAT_VERSION})")
+        raise InputError(f"{p}: template format version {version} is not supported "
+                         f"(this build reads 1..{FORMAT_VERSION})")
     missing = [k for k in _REQUIRED + ("fps",) if k not in data]
     if missing:
         raise InputError(f"{p}: malformed template, missing {', '.join(missing)}")
@@ -425,7 +426,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             if name in ("bytes", "bytearray"):
                 return self._sized(getattr(builtins, name))
             return getattr(builtins, name)
-        raise UnsafeFileError(f"{self.source}: refused to load global {module}.{name} from a pickle (not a plain array)")
+        raise UnsafeFileError(f"{self.source}: refused to load global {module}.{name} from a pickle "
+                              "(not a plain array)")
 
     def _sized(self, make: type) -> Callable:
         """bytes(n) / bytearray(n) with a huge n would allocate gigabytes from a few pickle bytes."""

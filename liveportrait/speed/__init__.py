@@ -146,4 +146,5 @@ def _pick(options: dict, *names: str) -> dict:
     return {k: options[k] for k in names if k in options}
 
 
-__all__ = ["BACKENDS", "FIDELITY_PSNR_DB", "FIDELITY_REL_L2", "AcceleratedNetworks", "accelerate", "pick_backend", "set_threads"]
+__all__ = ["BACKENDS", "FIDELITY_PSNR_DB", "FIDELITY_REL_L2", "AcceleratedNetworks", "accelerate", "pick_backend",
+           "set_threads"]

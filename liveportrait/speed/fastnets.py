@@ -31,8 +31,15 @@ from torch import nn
 from ..networks.blocks import SPADE, SameBlock2d, SPADEResnetBlock
 from ..networks.generator import SPADEDecoder
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
-from .winograd import (CachedTransform, FFTConv3d, UpsampledConv2d, UpsampledConv3d, transform_kernel,
-                       transform_kernel3d, winograd_conv)
+from .winograd import (
+    CachedTransform,
+    FFTConv3d,
+    UpsampledConv2d,
+    UpsampledConv3d,
+    transform_kernel,
+    transform_kernel3d,
+    winograd_conv,
+)
 
 
 def _float32(forward):

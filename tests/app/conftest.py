@@ -112,8 +112,8 @@ def app_url(app_networks, net_calls, outside_traffic, tmp_path_factory):
     """URL of the app, served from this process on 127.0.0.1 (photos limited to 2 MB to test the check)."""
     require("gradio", "pip install -e '.[app]'")
     from liveportrait.app.backend import AppBackend
-    from liveportrait.app.uploads import UploadLimits
     from liveportrait.app.ui import build_app, launch
+    from liveportrait.app.uploads import UploadLimits
 
     backend = AppBackend(app_networks, limits=UploadLimits(image_mb=2, video_mb=20),
                          workdir=tmp_path_factory.mktemp("app-out"))

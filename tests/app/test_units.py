@@ -106,8 +106,9 @@ def test_app_command_defaults_to_a_private_local_server(tiny_weights, monkeypatc
     assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
     assert "--model-config" not in build_parser()._subparsers._group_actions[0].choices["app"].format_help()
 
-    import liveportrait.app.ui as ui
     from huggingface_hub import constants
+
+    import liveportrait.app.ui as ui
 
     # run() turns the Hub off for the server's lifetime: keep that from leaking into other tests
     for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "GRADIO_ANALYTICS_ENABLED"):

@@ -298,9 +298,11 @@ def test_template_validation_and_helpers():
     tpl = _random_template(6)
     assert len(tpl) == 6 and tpl.slice(2, 4).n_frames == 2 and tpl.slice(2).fps == tpl.fps
     with pytest.raises(ValueError, match="shape"):
-        tp.MotionTemplate(fps=25, R=np.zeros((2, 3)), exp=np.zeros((2, 21, 3)), t=np.zeros((2, 3)), scale=np.ones((2, 1)))
+        tp.MotionTemplate(fps=25, R=np.zeros((2, 3)), exp=np.zeros((2, 21, 3)), t=np.zeros((2, 3)),
+                          scale=np.ones((2, 1)))
     with pytest.raises(ValueError, match="frames"):
-        tp.MotionTemplate(fps=25, R=np.zeros((2, 3, 3)), exp=np.zeros((3, 21, 3)), t=np.zeros((2, 3)), scale=np.ones((2, 1)))
+        tp.MotionTemplate(fps=25, R=np.zeros((2, 3, 3)), exp=np.zeros((3, 21, 3)), t=np.zeros((2, 3)),
+                          scale=np.ones((2, 1)))
     with pytest.raises(ValueError, match="exp is required"):
         tp.MotionTemplate(fps=25, R=np.zeros((2, 3, 3)), exp=None, t=np.zeros((2, 3)), scale=np.ones((2, 1)))
     ref = tpl.to_reference_dict()

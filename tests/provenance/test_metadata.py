@@ -11,7 +11,8 @@ from PIL import Image
 
 from liveportrait import __version__
 from liveportrait.errors import InputError
-from liveportrait.provenance import Stamp, metadata as M
+from liveportrait.provenance import Stamp
+from liveportrait.provenance import metadata as M
 
 
 def test_label_fields():

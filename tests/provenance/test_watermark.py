@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from liveportrait.provenance import Watermarker, detect, detect_frames, new_run_id
-from liveportrait.provenance import attacks
+from liveportrait.provenance import Watermarker, attacks, detect, detect_frames, new_run_id
 from liveportrait.provenance import watermark as W
 
 RUN = "1a2b3c4d"

@@ -128,8 +128,8 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
 def test_animate_backend_choice(device, backend, precision, expected):
     """`animate --backend auto` takes the float32 fast rewrites on the CPU, eager kernels on a GPU or for
     reduced precision."""
-    from liveportrait.commands.animate import config_from_args
     from liveportrait.cli import build_parser
+    from liveportrait.commands.animate import config_from_args
 
     args = build_parser().parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4", "--backend", backend,
                                       "--precision", precision])

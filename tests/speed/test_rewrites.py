@@ -7,8 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from liveportrait.speed.winograd import (FFTConv3d, UpsampledConv2d, UpsampledConv3d, WinogradConv2d,
-                                         WinogradConv3d, transform_kernel, winograd_conv)
+from liveportrait.speed.winograd import (
+    FFTConv3d,
+    UpsampledConv2d,
+    UpsampledConv3d,
+    WinogradConv2d,
+    WinogradConv3d,
+    transform_kernel,
+    winograd_conv,
+)
 
 torch.manual_seed(0)
 
