@@ -43,7 +43,8 @@ def test_help_does_not_import_torch():
     ("animate", "--reference-frame", "-1"), ("animate", "--face", "left"), ("animate", "--driving-multiplier", "nan"),
     ("live", "--smooth", "0"), ("live", "--smooth", "1.5"), ("live", "--max-frames", "0"),
     ("app", "--port", "70000"), ("app", "--max-upload-mb", "0"), ("benchmark", "--frames", "0"),
-    ("crop", "--scale", "-1"),
+    ("crop", "--scale", "-1"), ("animate", "--crop-box", "1,2,3"), ("animate", "--crop-box", "10,10,5,5"),
+    ("crop", "--crop-box", "a,b,c,d"),
 ])
 def test_out_of_range_options_are_usage_errors(command, option, value, capsys):
     """Caught while parsing (exit 2, one message naming the option), not deep inside with a traceback."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -11,7 +12,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or "%(default)" in text:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
             return text
         return super()._get_help_string(action)
 
@@ -26,7 +27,7 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
                 from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if above is not None and not value > above:
             raise argparse.ArgumentTypeError(f"{text} must be greater than {above:g}")
@@ -38,3 +39,14 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def crop_box(text: str) -> str:
+    """An argparse ``type`` for ``--crop-box``: checked while parsing, kept as the text the pipeline takes."""
+    from ..face.geometry import parse_box  # numpy and cv2: only when the option is given
+
+    try:
+        parse_box(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import HelpFormatter, number
+from . import HelpFormatter, crop_box, number
 
 
 def _face(value: str):
@@ -82,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="which face to animate: the largest, every one (photos and videos; for a video, the "
                               "faces of its first frame), or number N counted from the left, starting at 0")
     framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
-    framing.add_argument("--crop-box", metavar="x0,y0,x1,y1", help="frame this box instead of detecting a face")
+    framing.add_argument("--crop-box", type=crop_box, metavar="x0,y0,x1,y1",
+                         help="frame this box instead of detecting a face")
     framing.add_argument("--scale", type=number(above=0), default=2.3,
                          help="source crop scale (larger: more around the face)")
     framing.add_argument("--vx", type=number(), default=0.0, help="source crop horizontal shift")
@@ -168,13 +169,6 @@ def config_from_args(args: argparse.Namespace, device: str):
 
     if args.no_crop and args.crop_box:
         raise InputError("--no-crop and --crop-box cannot be used together")
-    if args.crop_box:
-        from ..face.geometry import parse_box
-
-        try:
-            parse_box(args.crop_box)
-        except ValueError as exc:
-            raise InputError(f"--crop-box: {exc}") from exc
     precision = args.precision
     if precision == "auto":
         precision = "fp16" if device == "cuda" else "fp32"
@@ -189,7 +183,7 @@ def config_from_args(args: argparse.Namespace, device: str):
         paste_back=not args.no_paste_back, source_max_dim=args.max_dim, reference_frame=args.reference_frame,
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
-        watermark=not args.no_watermark, device=device, precision=precision, batch_size=max(1, args.batch_size),
+        watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
         backend=pick_backend(args.backend, device, precision))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import number
+from . import crop_box, number
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v"}
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--vy", type=number(), default=None,
                    help="vertical shift as a fraction of the crop side, negative = up "
                         "(default -0.125 for sources, -0.1 with --driving)")
-    p.add_argument("--crop-box", default=None, metavar="x0,y0,x1,y1",
+    p.add_argument("--crop-box", type=crop_box, default=None, metavar="x0,y0,x1,y1",
                    help="crop this box instead of looking for a face (pictures only)")
     p.set_defaults(func=run)
 
@@ -98,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
         vy_ratio=args.vy if args.vy is not None else base.vy_ratio,
         rotate=base.rotate, area=base.area, dsize=base.dsize,
     )
-    if framing.scale <= 0:
-        raise InputError(f"--scale must be positive, got {framing.scale}")
     cropper = Cropper()
 
     if src.suffix.lower() in VIDEO_EXTENSIONS:
@@ -110,11 +108,7 @@ def run(args: argparse.Namespace) -> int:
     image = read_picture(src)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.crop_box:
-        try:
-            box = geometry.parse_box(args.crop_box)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
-        crops = [cropper.crop_from_box(image, box, area=framing.area)]
+        crops = [cropper.crop_from_box(image, geometry.parse_box(args.crop_box), area=framing.area)]
     else:
         try:
             crops = cropper.crop_image(image, face=face, scale=framing.scale, vx_ratio=0.0,

@@ -304,7 +304,6 @@ def _close_quietly(container) -> None:
             container.close()
         except (av.FFmpegError, OSError, ValueError):
             pass
-    return None
 
 
 class VideoWriter(_AtomicSink):
@@ -421,7 +420,8 @@ class VideoWriter(_AtomicSink):
         if self._audio is not None:
             self._audio.close()
             self._audio = None
-        self._out = _close_quietly(self._out)
+        _close_quietly(self._out)
+        self._out = None
 
 
 def _video_muxer(path: PathLike) -> str:
@@ -533,7 +533,8 @@ class GifWriter(_AtomicSink):
             self._tmp.write_bytes(gif_with_comment(self._tmp.read_bytes(), self._comment))
 
     def _release(self) -> None:
-        self._out = _close_quietly(self._out)
+        _close_quietly(self._out)
+        self._out = None
 
 
 def gif_with_comment(data: bytes, comment: str) -> bytes:
