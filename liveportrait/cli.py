@@ -28,6 +28,10 @@ SUBCOMMANDS = [
     "commands.data",
 ]
 
+# commands that run the networks frame after frame: they keep freed memory for the next frame
+# (see speed/allocator.py; LIVEPORTRAIT_ALLOCATOR=default opts out)
+REUSE_MEMORY = {"animate", "live", "app"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -53,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if args.command in REUSE_MEMORY:
+        from .speed.allocator import tune_allocator
+
+        tune_allocator()
     try:
         return int(args.func(args) or 0)
     except LivePortraitError as exc:

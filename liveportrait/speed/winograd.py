@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kernels
+
 # Winograd F(4, 3) on the points 0, +-1, +-2 and infinity
 _BT4 = [[4, 0, -5, 0, 1, 0],
         [0, -4, -4, 1, 1, 0],
@@ -67,12 +69,19 @@ def transform_kernel3d(weight: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m: int = 4,
-                  tiles_per_strip: int = 256) -> torch.Tensor:
+                  tiles_per_strip: int = 256, compiled: bool | None = None) -> torch.Tensor:
     """Same-padded 3x3 (2-D) or kd x 3 x 3 (3-D) convolution from transformed kernels.
 
     ``x``: (B, C, H, W) with ``u`` (1, a*a, K, C), or (B, C, D, H, W) with ``u`` (kd, a*a, K, C).
     The map is processed in strips of tile rows so that the transformed tiles stay in cache.
+    ``compiled``: the tile transforms of ``kernels.py`` (default: when they apply: numba installed,
+    F(4, 3), float32 on the CPU, no gradient wanted) or the PyTorch ones.
     """
+    if compiled is None:
+        compiled = (kernels.AVAILABLE and m == 4 and x.dtype == torch.float32 and x.device.type == "cpu"
+                    and not (torch.is_grad_enabled() and (x.requires_grad or u.requires_grad)))
+    if compiled:
+        return _winograd_conv_compiled(x, u, bias, tiles_per_strip)
     squeeze = x.ndim == 4
     if squeeze:
         x = x.unsqueeze(2)
@@ -106,6 +115,45 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m
             y = torch.mm(at, mm.view(aa, -1)).view(m, m, k, d, r, tw)
             out[bi, :, :, r0 * m:(r0 + r) * m].view(k, d, r, m, tw, m).copy_(y.permute(2, 3, 4, 0, 5, 1))
     if th * m != h or tw * m != w:
+        out = out[..., :h, :w]
+    return out.squeeze(2) if squeeze else out
+
+
+def _winograd_conv_compiled(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None,
+                            tiles_per_strip: int) -> torch.Tensor:
+    """``winograd_conv`` for F(4, 3) with the compiled tile transforms (same strips, same products)."""
+    squeeze = x.ndim == 4
+    if squeeze:
+        x = x.unsqueeze(2)
+    b, c, d, h, w = x.shape
+    kd, aa, k, _ = u.shape
+    pd = kd // 2
+    th, tw = -(-h // 4), -(-w // 4)
+    xp = F.pad(x, (1, tw * 4 + 1 - w, 1, th * 4 + 1 - h, pd, pd)).contiguous()
+    dp = d + 2 * pd
+    u = u.to(x.dtype)
+    out = torch.empty(b, k, d, th * 4, tw * 4, dtype=x.dtype, device=x.device)
+    bias_np = (torch.zeros(k, dtype=x.dtype) if bias is None else bias.detach().to(x.dtype).contiguous()).numpy()
+    rows = max(1, min(th, tiles_per_strip // max(1, tw * d)))
+    for bi in range(b):
+        planes_in = xp[bi].view(c * dp, th * 4 + 2, tw * 4 + 2).numpy()
+        planes_out = out[bi].view(k * d, th * 4, tw * 4).numpy()
+        for r0 in range(0, th, rows):
+            r = min(th, r0 + rows) - r0
+            t = r * tw
+            v = torch.empty(aa, c * dp, t, dtype=x.dtype)
+            kernels.run_split(kernels.input_transform, c * dp, planes_in, v.numpy(), r0, r, tw)
+            v = v.view(aa, c, dp, t)
+            mm = torch.empty(aa, k, d * t, dtype=x.dtype)
+            for j in range(kd):
+                vj = v[:, :, j:j + d].reshape(aa, c, d * t)
+                if j == 0:
+                    torch.bmm(u[j], vj, out=mm)
+                else:
+                    mm.baddbmm_(u[j], vj)
+            kernels.run_split(kernels.output_transform, k * d, mm.view(aa, k * d, t).numpy(), planes_out, bias_np,
+                              r0, r, tw, d)
+    if th * 4 != h or tw * 4 != w:
         out = out[..., :h, :w]
     return out.squeeze(2) if squeeze else out
 

@@ -1,0 +1,104 @@
+"""The compiled Winograd tile transforms and the allocator setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from liveportrait.speed import kernels
+from liveportrait.speed.winograd import transform_kernel, transform_kernel3d, winograd_conv
+
+needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@needs_numba
+@pytest.mark.parametrize("shape", [(2, 24, 16, 16), (1, 24, 21, 9), (1, 24, 4, 30)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("strip", [1, 7, 256])
+def test_compiled_transforms_match_the_convolution_2d(shape, bias, strip):
+    torch.manual_seed(0)
+    w = torch.randn(40, shape[1], 3, 3, dtype=torch.float64) / 10
+    b = torch.randn(40, dtype=torch.float64) if bias else None
+    x = torch.randn(*shape, dtype=torch.float64)
+    ref = F.conv2d(x, w, b, padding=1)
+    u = transform_kernel(w, 4).float()[None]
+    with torch.inference_mode():
+        fast = winograd_conv(x.float(), u, None if b is None else b.float(), 4, strip, compiled=True)
+        plain = winograd_conv(x.float(), u, None if b is None else b.float(), 4, strip, compiled=False)
+    assert fast.shape == ref.shape
+    assert rel(fast.double(), ref) < 1e-5
+    assert rel(fast, plain) < 1e-5
+
+
+@needs_numba
+def test_compiled_transforms_match_the_convolution_3d():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv3d(12, 20, 3, padding=1).double()
+    x = torch.randn(2, 12, 5, 17, 12, dtype=torch.float64)
+    u = transform_kernel3d(conv.weight.detach(), 4).float()
+    with torch.inference_mode():
+        ref = conv(x)
+        fast = winograd_conv(x.float(), u, conv.bias.float(), 4, 5, compiled=True)
+    assert rel(fast.double(), ref) < 1e-5
+
+
+@needs_numba
+def test_compiled_transforms_are_the_default_for_float32_on_the_cpu(monkeypatch):
+    calls = []
+    real = kernels.run_split
+    monkeypatch.setattr(kernels, "run_split", lambda *a: calls.append(a[0]) or real(*a))
+    w = torch.randn(8, 8, 3, 3, dtype=torch.float64)
+    x = torch.randn(1, 8, 16, 16, dtype=torch.float64)
+    with torch.inference_mode():
+        winograd_conv(x, transform_kernel(w, 4)[None], None)  # float64: the PyTorch transforms
+        winograd_conv(x.float(), transform_kernel(w, 4).float()[None], None, compiled=False)
+        assert not calls
+        winograd_conv(x.float(), transform_kernel(w, 4).float()[None], None)
+    assert calls == [kernels.input_transform, kernels.output_transform]
+
+
+def test_split_covers_every_plane_once():
+    seen = []
+    kernels.run_split(lambda tag, start, stop: seen.append((tag, start, stop)), 37, "t")
+    covered = sorted(i for _, a, b in seen for i in range(a, b))
+    assert covered == list(range(37))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_tuned_allocator_keeps_freed_large_blocks():
+    """After a 256 MB temporary is freed, the default returns its pages to the kernel (the next
+    one faults them in again); the tuned allocator keeps them for the next frame."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from liveportrait.speed.allocator import tune_allocator
+
+        def rss_mb():
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * 4096 / 2**20
+
+        tuned = tune_allocator()
+        before = rss_mb()
+        block = np.ones(64 * 2**20, dtype=np.float32)
+        del block
+        print(tuned, round(rss_mb() - before))
+    """)
+    out = {}
+    for setting in ("tuned", "default"):
+        env = {"LIVEPORTRAIT_ALLOCATOR": setting, "PATH": "/usr/bin:/bin"}
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+        tuned, kept = res.stdout.split()
+        out[setting] = (tuned == "True", int(kept))
+    if not out["tuned"][0]:
+        pytest.skip("this C library is not glibc")
+    assert not out["default"][0]
+    assert out["default"][1] < 50
+    assert out["tuned"][1] > 200
