@@ -31,11 +31,13 @@ from torch import nn
 from ..networks.blocks import SPADE, SameBlock2d, SPADEResnetBlock
 from ..networks.generator import SPADEDecoder
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
+from . import kernels
 from .winograd import (
     CachedTransform,
     FFTConv3d,
     UpsampledConv2d,
     UpsampledConv3d,
+    compiled_transforms_apply,
     transform_kernel,
     transform_kernel3d,
     winograd_conv,
@@ -74,8 +76,9 @@ class _Conv:
         cin, cout = weight.shape[1], weight.shape[0]
         square3 = tuple(self.kernel[-2:]) == (3, 3)
         if winograd is None:
-            # measured on AVX2 (2 cores): 1.5-2.2x for 128 channels or more, none for 64 -> 64
-            winograd = square3 and min(cin, cout) >= 32 and max(cin, cout) >= 128
+            # measured on AVX2 (2 cores): 1.5-2.2x for 128 channels or more, none for 64 -> 64; with the
+            # compiled transforms W's 110 -> 64 conv3d gains too
+            winograd = square3 and min(cin, cout) >= 32 and max(cin, cout) >= (96 if kernels.AVAILABLE else 128)
         self.winograd = winograd and square3
         self.bias = None if bias is None else bias.detach().to(dtype)
         self.weight = weight.to(dtype).contiguous()
@@ -84,7 +87,10 @@ class _Conv:
                 transform_kernel3d(weight.double(), 4).to(dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.winograd and min(x.shape[-2:]) >= 16:
+        # measured: 2-D maps below 16x16 are faster direct; the 3-D ones of W (16 deep) gain from 4x4 on
+        # when the tile transforms are compiled
+        smallest = 4 if x.ndim == 5 and compiled_transforms_apply(x) else 16
+        if self.winograd and min(x.shape[-2:]) >= smallest:
             return winograd_conv(x, self.u, self.bias)
         fn = F.conv2d if x.ndim == 4 else F.conv3d
         return fn(x, self.weight, self.bias, padding=self.padding)
@@ -94,14 +100,14 @@ class _UpConv3d:
     """conv3d(nearest 2x upsampling (1, 2, 2)): per-phase on the low-resolution map from 8x8 on;
     below that the phase convolutions are too small to run well and the plain one is faster."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
-        self.weight, self.bias = weight, bias
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, winograd: bool | None = None):
+        self.plain = _Conv(weight, bias, winograd=winograd)
         self.phases = UpsampledConv3d(_Frozen3d(weight, bias), 2)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) >= 8:
             return self.phases(x)
-        return F.conv3d(F.interpolate(x, scale_factor=(1, 2, 2)), self.weight, self.bias, padding=1)
+        return self.plain(F.interpolate(x, scale_factor=(1, 2, 2)))
 
 
 def _spade_gb(spade: SPADE, post: nn.Module | None = None):
@@ -264,7 +270,7 @@ class FastWarping(CachedTransform):
         for blk in hg.decoder.up_blocks:
             w, b = fold_bn(blk.conv.weight, blk.conv.bias, blk.norm)
             w, b = w.float(), b.float()
-            plan["up"].append(_UpConv3d(w, b))
+            plan["up"].append(_UpConv3d(w, b, winograd=wino))
         plan["final"] = _Conv(*fold_bn(hg.decoder.conv.weight, hg.decoder.conv.bias, hg.decoder.norm), winograd=wino)
         if self.fft_mask:
             plan["mask"] = FFTConv3d(dm.mask)

@@ -68,6 +68,12 @@ def transform_kernel3d(weight: torch.Tensor, m: int) -> torch.Tensor:
     return torch.stack([transform_kernel(weight[:, :, i], m) for i in range(weight.shape[2])])
 
 
+def compiled_transforms_apply(x: torch.Tensor) -> bool:
+    """Whether ``winograd_conv`` runs the compiled tile transforms on ``x`` (float32 CPU, numba, no gradient)."""
+    return (kernels.AVAILABLE and x.dtype == torch.float32 and x.device.type == "cpu"
+            and not (torch.is_grad_enabled() and x.requires_grad))
+
+
 def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m: int = 4,
                   tiles_per_strip: int = 256, compiled: bool | None = None) -> torch.Tensor:
     """Same-padded 3x3 (2-D) or kd x 3 x 3 (3-D) convolution from transformed kernels.
@@ -78,8 +84,7 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m
     F(4, 3), float32 on the CPU, no gradient wanted) or the PyTorch ones.
     """
     if compiled is None:
-        compiled = (kernels.AVAILABLE and m == 4 and x.dtype == torch.float32 and x.device.type == "cpu"
-                    and not (torch.is_grad_enabled() and (x.requires_grad or u.requires_grad)))
+        compiled = m == 4 and compiled_transforms_apply(x) and not (torch.is_grad_enabled() and u.requires_grad)
     if compiled:
         return _winograd_conv_compiled(x, u, bias, tiles_per_strip)
     squeeze = x.ndim == 4
