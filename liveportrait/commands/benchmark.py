@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", action="append", choices=("fp32", "fp16", "bf16"),
                    help="precision(s); repeat for several (default fp32; bf16 and fp16 apply to eager and compile)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--allocator", default="tuned", choices=("tuned", "default"),
+                   help="C allocator setting of the timed rows: 'tuned' keeps freed memory for the next frame, as "
+                        "animate, live and app do; 'default' leaves it as is. Eager fp32 is also timed with the "
+                        "default allocator, the reference's way, as the baseline of the 'x eager' column")
     p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads (default: all allowed CPUs)")
     p.add_argument("--image", help="source photo to animate (default: a synthetic picture)")
     p.add_argument("--video", help="driving video, already framed (default: a synthetic clip)")
@@ -43,17 +47,21 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:
+def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(backend, precision, allocator) rows; float32 eager with the default allocator comes first."""
     backends = args.backend or []
     if not backends or "all" in backends:
         backends = [b for b in DEFAULT_BACKENDS if b in ("eager", "fast") or _installed(b)]
     precisions = args.precision or ["fp32"]
+    allocator = getattr(args, "allocator", "tuned")
     specs = []
     for b in backends:
         for prec in precisions:
             if prec != "fp32" and b not in ("eager", "compile"):
                 continue  # the rewrites and exported graphs are float32
-            specs.append((b, prec))
+            if (b, prec) == ("eager", "fp32") and allocator != "default" and not getattr(args, "in_process", False):
+                specs.append((b, prec, "default"))
+            specs.append((b, prec, allocator))
     return specs
 
 
@@ -76,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
         if path and not os.path.isfile(path):
             raise InputError(f"{option} {path}: no such file")
     print(f"machine: {machine_description()}")
-    print(f"timing {', '.join(f'{b}/{p}' for b, p in specs)} on {args.device}, {args.frames} frame(s) each ...",
-          flush=True)
+    print(f"timing {', '.join(f'{b}/{p} ({a} allocator)' for b, p, a in specs)} on {args.device}, "
+          f"{args.frames} frame(s) each ...", flush=True)
 
     def echo(row):
         status = (f"{row.fps:.3f} fps" if row.fps else
                   f"~{row.fps_serial:.4f} fps (stage sum)" if row.fps_serial else "; ".join(row.notes))
-        print(f"  {row.backend}/{row.precision}: {status}", flush=True)
+        print(f"  {row.backend}/{row.precision} ({row.allocator} allocator): {status}", flush=True)
 
     rows = run_rows(specs, args.device, args.frames, args.weights, args.model_config, args.threads,
                     subprocesses=not args.in_process, image=args.image, video=args.video, echo=echo)

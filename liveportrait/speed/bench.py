@@ -34,6 +34,7 @@ class Row:
     precision: str
     device: str
     frames: int
+    allocator: str = "default"
     ms: dict[str, float] = field(default_factory=dict)
     fps: float = 0.0
     fps_serial: float = 0.0
@@ -140,8 +141,9 @@ def _test_frames(n: int, size: int = 512, seed: int = 0) -> list[np.ndarray]:
 
 def run_row(backend: str, precision: str, device: str, frames: int, weights: str | None,
             config_name: str = "released", threads: int | None = None, image: str | None = None,
-            video: str | None = None) -> Row:
-    """Benchmark one backend and precision in this process."""
+            video: str | None = None, allocator: str = "default") -> Row:
+    """Benchmark one backend and precision in this process. ``allocator="tuned"`` first applies the
+    setting ``liveportrait animate`` uses (``allocator.py``); a process cannot go back from it."""
     import cv2
 
     from ..animator import Animator
@@ -151,8 +153,13 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
     from ..motion.compose import MotionOptions
     from . import accelerate, set_threads
 
+    if allocator == "tuned":
+        from .allocator import tune_allocator
+
+        if not tune_allocator():
+            allocator = "default"  # not glibc, or switched off by LIVEPORTRAIT_ALLOCATOR=default
     set_threads(threads)
-    row = Row(backend, precision, device, frames)
+    row = Row(backend, precision, device, frames, allocator)
     nets, note = load_networks(weights, config_name)
     row.notes.append(note)
     flop = network_gflop(nets)
@@ -247,21 +254,24 @@ def _has_bf16_instructions() -> bool:
     return "avx512_bf16" in text or "amx_bf16" in text
 
 
-def run_rows(specs: list[tuple[str, str]], device: str, frames: int, weights: str | None,
+def run_rows(specs: list[tuple[str, str, str]], device: str, frames: int, weights: str | None,
              config_name: str = "released", threads: int | None = None, subprocesses: bool = True,
              image: str | None = None, video: str | None = None, echo=None) -> list[Row]:
-    """Each (backend, precision) in its own process (clean peak memory), or in this one."""
+    """Each (backend, precision, allocator) in its own process (clean peak memory, its own allocator
+    setting), or all in this one."""
     rows = []
-    for backend, precision in specs:
+    for backend, precision, allocator in specs:
         if not subprocesses:
-            rows.append(run_row(backend, precision, device, frames, weights, config_name, threads, image, video))
+            rows.append(run_row(backend, precision, device, frames, weights, config_name, threads, image, video,
+                                allocator))
         else:
             cmd = [sys.executable, "-m", "liveportrait.speed.bench", json.dumps(
                 dict(backend=backend, precision=precision, device=device, frames=frames, weights=weights,
-                     config_name=config_name, threads=threads, image=image, video=video))]
+                     config_name=config_name, threads=threads, image=image, video=video, allocator=allocator))]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
-                row = Row(backend, precision, device, frames, notes=[f"failed: {res.stderr.strip()[-400:]}"])
+                row = Row(backend, precision, device, frames, allocator,
+                          notes=[f"failed: {res.stderr.strip()[-400:]}"])
             else:
                 row = Row(**json.loads(res.stdout.strip().splitlines()[-1]))
             rows.append(row)
@@ -271,18 +281,22 @@ def run_rows(specs: list[tuple[str, str]], device: str, frames: int, weights: st
 
 
 def format_table(rows: list[Row], baseline: Row | None = None) -> str:
-    base = baseline or next((r for r in rows if r.backend == "eager" and r.precision == "fp32" and r.fps), None)
-    head = ["backend", "precision"] + [f"{s} ms" for s in STAGES] + ["fps", "x eager", "peak RSS MB",
-                                                                     "GFLOP/s M/W/G"]
+    """Markdown table; "x eager" is relative to float32 eager with the default allocator when there is
+    such a row (the reference's way of running), else to float32 eager."""
+    eager = [r for r in rows if r.backend == "eager" and r.precision == "fp32" and r.fps]
+    base = baseline or next((r for r in eager if r.allocator == "default"), eager[0] if eager else None)
+    head = ["backend", "precision", "allocator"] + [f"{s} ms" for s in STAGES] + [
+        "fps", "x eager", "peak RSS MB", "GFLOP/s M/W/G"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         fps = r.fps or r.fps_serial
         if not fps:
-            lines.append(f"| {r.backend} | {r.precision} | " + " | ".join("-" for _ in head[2:]) + " |")
+            lines.append(f"| {r.backend} | {r.precision} | {r.allocator} | " + " | ".join("-" for _ in head[3:])
+                         + " |")
             continue
         speed = f"{fps / base.fps:.2f}" if base and base.fps else "-"
         shown = f"{r.fps:.3f}" if r.fps else f"~{r.fps_serial:.4f}"
-        cells = [r.backend, r.precision] + [f"{r.ms.get(s, float('nan')):.1f}" for s in STAGES] + [
+        cells = [r.backend, r.precision, r.allocator] + [f"{r.ms.get(s, float('nan')):.1f}" for s in STAGES] + [
             shown, speed, f"{r.peak_rss_mb:.0f}",
             "/".join(f"{r.gflops.get(n, 0):.0f}" for n in ("M", "W", "G"))]
         lines.append("| " + " | ".join(cells) + " |")

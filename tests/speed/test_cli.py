@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -74,14 +75,30 @@ def test_benchmark_prints_a_table(capsys, tmp_path):
 
     out = tmp_path / "rows.json"
     code = main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--frames", "1",
-                 "--backend", "eager", "--backend", "fast", "--in-process", "--json", str(out)])
+                 "--backend", "eager", "--backend", "fast", "--in-process", "--allocator", "default",
+                 "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "| backend | precision | M ms | W ms | G ms | S ms | crop ms | paste ms | decode ms | encode ms" in text
-    assert re.search(r"\| eager \| fp32 \|", text) and re.search(r"\| fast \| fp32 \|", text)
+    assert "| backend | precision | allocator | M ms | W ms | G ms | S ms | crop ms | paste ms | decode ms" in text
+    assert re.search(r"\| eager \| fp32 \| default \|", text) and re.search(r"\| fast \| fp32 \| default \|", text)
     assert "synthetic random" in text
     rows = json.loads(out.read_text())["rows"]
     assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 and set(r["gflops"]) == {"M", "W", "G"} for r in rows)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator setting is for glibc")
+def test_benchmark_rows_run_with_the_allocator_of_animate(capsys, tmp_path):
+    import json
+
+    out = tmp_path / "rows.json"
+    code = main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--frames", "1",
+                 "--backend", "eager", "--json", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["backend"], r["allocator"]) for r in rows] == [("eager", "default"), ("eager", "tuned")]
+    table = capsys.readouterr().out
+    # the speed-up column is relative to the default-allocator row
+    assert re.search(r"\| eager \| fp32 \| default \|( [^|]+ \|){9} 1\.00 \|", table)
 
 
 def test_benchmark_precision_rows():
@@ -89,8 +106,14 @@ def test_benchmark_precision_rows():
 
     from liveportrait.commands.benchmark import specs_from_args
 
-    args = argparse.Namespace(backend=["eager", "fast"], precision=["fp32", "bf16"])
-    assert specs_from_args(args) == [("eager", "fp32"), ("eager", "bf16"), ("fast", "fp32")]
+    args = argparse.Namespace(backend=["eager", "fast"], precision=["fp32", "bf16"], allocator="tuned",
+                              in_process=False)
+    # float32 eager also with the default allocator: the reference's way, the baseline of "x eager"
+    assert specs_from_args(args) == [("eager", "fp32", "default"), ("eager", "fp32", "tuned"),
+                                     ("eager", "bf16", "tuned"), ("fast", "fp32", "tuned")]
+    args.allocator = "default"
+    assert specs_from_args(args) == [("eager", "fp32", "default"), ("eager", "bf16", "default"),
+                                     ("fast", "fp32", "default")]
 
 
 def test_benchmark_checks_its_inputs_before_timing(tmp_path, capsys):
