@@ -102,8 +102,8 @@ class _Workers:
     def get(self, n: int) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None or self._size < n:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
+                # the smaller pool is not shut down: another thread may be submitting to it right now;
+                # its idle threads end once it is no longer referenced
                 self._pool = ThreadPoolExecutor(n, thread_name_prefix="liveportrait-winograd")
                 self._size = n
             return self._pool

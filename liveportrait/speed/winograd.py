@@ -296,7 +296,7 @@ class UpsampledConv2d(CachedTransform):
                 for j, bb in enumerate(px):
                     out[:, :, :, a, :, bb] = y[:, i, j]
         out = out.view(b, k, h * s, w * s)
-        return out if bias is None else out + bias.to(x.dtype)
+        return out if bias is None else out.add_(bias.to(x.dtype))
 
 
 class UpsampledConv3d(CachedTransform):
@@ -327,7 +327,7 @@ class UpsampledConv3d(CachedTransform):
                 for j, bb in enumerate(px):
                     out[:, :, :, :, a, :, bb] = y[:, i, j]
         out = out.view(b, k, d, h * s, w * s)
-        return out + bias.to(x.dtype)
+        return out.add_(bias.to(x.dtype))
 
 
 class FFTConv3d(CachedTransform):

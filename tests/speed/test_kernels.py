@@ -102,3 +102,23 @@ def test_tuned_allocator_keeps_freed_large_blocks():
     assert not out["default"][0]
     assert out["default"][1] < 50
     assert out["tuned"][1] > 200
+
+
+@needs_numba
+def test_concurrent_convolutions_from_several_threads_agree():
+    """The app renders for several users at once: the shared helper threads must not mix their work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(2)
+    w = torch.randn(48, 32, 3, 3, dtype=torch.float64) / 10
+    u = transform_kernel(w, 4).float()[None]
+    xs = [torch.randn(1, 32, 24, 20) for _ in range(6)]
+    refs = [F.conv2d(x.double(), w, padding=1) for x in xs]
+
+    def run(i):
+        with torch.inference_mode():
+            return winograd_conv(xs[i], u, None, 4, 3, compiled=True)
+
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(run, range(6)))
+    assert all(rel(o.double(), r) < 1e-5 for o, r in zip(outs, refs))
