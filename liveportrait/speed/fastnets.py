@@ -10,7 +10,8 @@ into new parameters) and run the same mathematics with fewer operations:
   instance norm of an upsampled map taken on the low-resolution map (same mean and variance);
 * SPADE: the ``mlp_shared`` convolutions that read the same label map become one convolution, each
   SPADE's gamma and beta convolutions one convolution, ``1 +`` folded into gamma's bias, and the
-  shortcut's 1x1 convolution folded into its beta convolution (both linear);
+  shortcut's 1x1 convolution folded into its beta convolution (both linear); the modulation of a
+  nearest-upsampled normalised map in one compiled pass (``kernels.py``), without the upsampled copy;
 * W's 7x7x7 mask head by FFT tiles, its 2272-channel occlusion head as one matrix product and 49
   shifted sums.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,10 +137,24 @@ class _SN1x1:
         return self.w
 
 
+def _scale_upsampled(n: torch.Tensor, gb: torch.Tensor, scale: int, slope: float, with_beta: bool) -> torch.Tensor:
+    """act(up(n) * gb[:, :C] [+ gb[:, C:]]) computed into gb[:, :C] by the compiled kernel (one pass,
+    no upsampled copy of n); C = n's channels, up = nearest ``scale``x, act = leaky ReLU (1: none)."""
+    c = n.shape[1]
+    for i in range(n.shape[0]):
+        g = gb[i, :c].numpy()
+        beta = gb[i, c:2 * c].numpy() if with_beta else g
+        kernels.run_split(kernels.modulate_upsampled, c, n[i].contiguous().numpy(), g, beta, g, scale,
+                          np.float32(slope), with_beta)
+    return gb[:, :c]
+
+
 def _modulate(n: torch.Tensor, gb: torch.Tensor, scale: int) -> torch.Tensor:
     """lrelu(n_up * (1 + gamma) + beta, 0.2) where n is the instance-normalised map at low resolution."""
     c = n.shape[1]
     g, b = gb[:, :c], gb[:, c:]
+    if scale > 1 and compiled_transforms_apply(n):
+        return _scale_upsampled(n, gb, scale, 0.2, True)
     if scale == 1:
         out = torch.addcmul(b, n, g)
     else:
@@ -228,9 +244,12 @@ class FastGenerator(CachedTransform):
                 gbs = st["gbs"](a_s)
                 fin = st["fin"]
                 bsz, c, h, w = n.shape
-                mod = n.reshape(bsz, c, h, 1, w, 1) * gbs[:, :fin].reshape(bsz, c, h, 2, w, 2)
-                mod = mod.view(bsz, c, 2 * h, 2 * w)
-                x_s = F.conv2d(mod, st["conv_s"]) + gbs[:, fin:]
+                if compiled_transforms_apply(n):
+                    mod = _scale_upsampled(n, gbs, 2, 1.0, False)
+                else:
+                    mod = n.reshape(bsz, c, h, 1, w, 1) * gbs[:, :fin].reshape(bsz, c, h, 2, w, 2)
+                    mod = mod.view(bsz, c, 2 * h, 2 * w)
+                x_s = F.conv2d(mod, st["conv_s"]).add_(gbs[:, fin:])
             else:
                 x_s = F.interpolate(x, scale_factor=2)
             a0, a1 = a[:, k:k + hid], a[:, k + hid:k + 2 * hid]

@@ -1,4 +1,5 @@
-"""Compiled Winograd F(4x4, 3x3) tile transforms (numba), used by ``winograd.winograd_conv``.
+"""Compiled kernels (numba) of the CPU fast path: Winograd F(4x4, 3x3) tile transforms, used by
+``winograd.winograd_conv``, and SPADE's modulation of an upsampled map.
 
 In PyTorch the transforms are a gather of overlapping 6x6 tiles (a copy), a dense 36x36 product
 and a permuting copy back: about a third of the fast generator's time. Here each transform is one
@@ -89,6 +90,27 @@ if AVAILABLE:
                         out[q, y0 + 1, x] = m1 - m2 + _F2 * (m3 - m4) + bq
                         out[q, y0 + 2, x] = m1 + m2 + _F4 * (m3 + m4) + bq
                         out[q, y0 + 3, x] = m1 - m2 + _F8 * (m3 - m4) + m5 + bq
+
+
+    @njit(nogil=True, cache=True, boundscheck=False)
+    def modulate_upsampled(n, g, beta, out, s, slope, use_beta, p0, p1):  # pragma: no cover - compiled
+        """Planes p0..p1: out = act(up(n) * g [+ beta]) with ``up`` the nearest ``s``x upsampling of ``n``
+        (P, h, w) to the size of ``g`` (P, h * s, w * s) and act the leaky ReLU of ``slope`` (1: none)."""
+        h_out = g.shape[1]
+        w_in = n.shape[2]
+        for p in range(p0, p1):
+            for y in range(h_out):
+                nrow = n[p, y // s]
+                grow, orow = g[p, y], out[p, y]
+                brow = beta[p, y]
+                for xl in range(w_in):
+                    nv = nrow[xl]
+                    for k in range(s):
+                        x = xl * s + k
+                        v = nv * grow[x]
+                        if use_beta:
+                            v += brow[x]
+                        orow[x] = v if v >= 0 else v * slope
 
 
 class _Workers:

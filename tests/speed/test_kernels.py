@@ -122,3 +122,21 @@ def test_concurrent_convolutions_from_several_threads_agree():
     with ThreadPoolExecutor(3) as pool:
         outs = list(pool.map(run, range(6)))
     assert all(rel(o.double(), r) < 1e-5 for o, r in zip(outs, refs))
+
+
+@needs_numba
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("slope, with_beta", [(0.2, True), (1.0, False)])
+def test_modulation_of_an_upsampled_map(scale, slope, with_beta):
+    """SPADE's act(up(n) * (1 + gamma) + beta) in one pass equals the upsample-then-multiply form."""
+    from liveportrait.speed.fastnets import _scale_upsampled
+
+    torch.manual_seed(3)
+    n = torch.randn(2, 6, 5, 7)
+    gb = torch.randn(2, 12, 5 * scale, 7 * scale)
+    up = F.interpolate(n, scale_factor=scale)
+    want = up * gb[:, :6] + (gb[:, 6:] if with_beta else 0)
+    want = F.leaky_relu(want, slope)
+    with torch.inference_mode():
+        got = _scale_upsampled(n, gb.clone(), scale, slope, with_beta)
+    assert torch.allclose(got, want, atol=1e-6)
