@@ -140,3 +140,31 @@ def test_modulation_of_an_upsampled_map(scale, slope, with_beta):
     with torch.inference_mode():
         got = _scale_upsampled(n, gb.clone(), scale, slope, with_beta)
     assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_the_fast_path_works_without_numba():
+    """A broken or missing numba leaves the PyTorch transforms: same results, no import error."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["numba"] = None  # import numba -> ImportError
+        import torch
+        import torch.nn.functional as F
+        from liveportrait.networks import LivePortraitNetworks, ModelConfig
+        from liveportrait.speed import kernels
+        from liveportrait.speed.fastnets import FastGenerator
+        assert not kernels.AVAILABLE
+        torch.manual_seed(0)
+        nets = LivePortraitNetworks(ModelConfig.tiny()).eval()
+        x = torch.randn(1, nets.G.config.input_channels, 16, 16)
+        from liveportrait.speed.winograd import transform_kernel, winograd_conv
+        w = torch.randn(64, 64, 3, 3) / 20
+        y = torch.randn(1, 64, 20, 20)
+        with torch.inference_mode():
+            a, b = FastGenerator(nets.G)(x), nets.G(x)
+            c, d = winograd_conv(y, transform_kernel(w.double(), 4).float()[None], None), F.conv2d(y, w, padding=1)
+        print(float((a - b).norm() / b.norm()), float((c - d).norm() / d.norm()))
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    generator_error, conv_error = map(float, res.stdout.split()[-2:])
+    assert generator_error < 1e-4 and conv_error < 1e-5
