@@ -112,13 +112,7 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m
             t = r * tw
             tiles = xp[bi, :, :, r0 * m:(r0 + r) * m + 2].unfold(2, a, m).unfold(3, a, m)
             v = torch.mm(bt, tiles.reshape(-1, aa).t()).view(aa, c, dp, t)
-            mm = torch.empty(aa, k, d * t, dtype=x.dtype, device=x.device)
-            for j in range(kd):
-                vj = v[:, :, j:j + d].reshape(aa, c, d * t)
-                if j == 0:
-                    torch.bmm(u[j], vj, out=mm)
-                else:
-                    mm.baddbmm_(u[j], vj)
+            mm = _depth_tap_products(u, v, d)
             if bias is not None:
                 mm[7 if m == 4 else 1 + a] += bias.to(x.dtype)[:, None]  # the point 1 (x) 1 adds to every output
             y = torch.mm(at, mm.view(aa, -1)).view(m, m, k, d, r, tw)
@@ -126,6 +120,20 @@ def winograd_conv(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, m
     if th * m != h or tw * m != w:
         out = out[..., :h, :w]
     return out.squeeze(2) if squeeze else out
+
+
+def _depth_tap_products(u: torch.Tensor, v: torch.Tensor, d: int) -> torch.Tensor:
+    """sum over depth taps j of u[j] @ v[:, :, j:j + d]: (kd, a*a, K, C), (a*a, C, D + kd - 1, T) -> (a*a, K, D*T)."""
+    kd, aa, k, c = u.shape
+    t = v.shape[-1]
+    mm = torch.empty(aa, k, d * t, dtype=v.dtype, device=v.device)
+    for j in range(kd):
+        vj = v[:, :, j:j + d].reshape(aa, c, d * t)
+        if j == 0:
+            torch.bmm(u[j], vj, out=mm)
+        else:
+            mm.baddbmm_(u[j], vj)
+    return mm
 
 
 def _winograd_conv_compiled(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None,
@@ -152,14 +160,7 @@ def _winograd_conv_compiled(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor
             t = r * tw
             v = torch.empty(aa, c * dp, t, dtype=x.dtype)
             kernels.run_split(kernels.input_transform, c * dp, planes_in, v.numpy(), r0, r, tw)
-            v = v.view(aa, c, dp, t)
-            mm = torch.empty(aa, k, d * t, dtype=x.dtype)
-            for j in range(kd):
-                vj = v[:, :, j:j + d].reshape(aa, c, d * t)
-                if j == 0:
-                    torch.bmm(u[j], vj, out=mm)
-                else:
-                    mm.baddbmm_(u[j], vj)
+            mm = _depth_tap_products(u, v.view(aa, c, dp, t), d)
             kernels.run_split(kernels.output_transform, k * d, mm.view(aa, k * d, t).numpy(), planes_out, bias_np,
                               r0, r, tw, d)
     if th * 4 != h or tw * 4 != w:
