@@ -53,13 +53,13 @@ def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     if not backends or "all" in backends:
         backends = [b for b in DEFAULT_BACKENDS if b in ("eager", "fast") or _installed(b)]
     precisions = args.precision or ["fp32"]
-    allocator = getattr(args, "allocator", "tuned")
+    allocator = args.allocator
     specs = []
     for b in backends:
         for prec in precisions:
             if prec != "fp32" and b not in ("eager", "compile"):
                 continue  # the rewrites and exported graphs are float32
-            if (b, prec) == ("eager", "fp32") and allocator != "default" and not getattr(args, "in_process", False):
+            if (b, prec) == ("eager", "fp32") and allocator != "default" and not args.in_process:
                 specs.append((b, prec, "default"))
             specs.append((b, prec, allocator))
     return specs
