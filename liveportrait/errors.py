@@ -29,6 +29,12 @@ class WeightsError(LivePortraitError):
     exit_code = 4
 
 
+class OutputError(LivePortraitError):
+    """The output cannot be written where it was asked for (read-only, no permission, a file in the way)."""
+
+    exit_code = 6
+
+
 class UnsafeFileError(InputError):
     """A file would execute code or smuggle objects when loaded (a hostile pickle)."""
 

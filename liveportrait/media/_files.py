@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 
 PathLike = str | os.PathLike
 
@@ -81,17 +81,92 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _deepest_existing(folder: Path) -> Path:
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_folder_writable(folder: PathLike) -> Path:
+    """Raise OutputError unless files can be created in ``folder`` (made later if missing).
+
+    Checked before any work starts, without creating anything that stays: the deepest folder that
+    exists must be a folder (not a file in the way) in which a file can really be created, which
+    catches read-only mounts, immutable folders and missing permissions alike.
+    """
+    folder = Path(folder).expanduser().absolute()
+    base = _deepest_existing(folder)
+    if not base.is_dir():
+        raise OutputError(f"cannot write to {folder}: {base} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".liveportrait-write-check.", dir=base)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {base}: {_reason(exc)}") from None
+    return folder
+
+
+def check_output(path: PathLike) -> Path:
+    """Absolute path of an output file that can be written; nothing is created."""
+    final = Path(path).expanduser().absolute()
+    if final.is_dir():
+        raise OutputError(f"{final}: the output path is an existing folder")
+    check_folder_writable(final.parent)
+    return final
+
+
+@contextlib.contextmanager
+def remove_new_folders_on_error(*paths: PathLike) -> Iterator[None]:
+    """On an error, remove the folders above ``paths`` that this block created and left empty, so a
+    failed run leaves the disk as it found it."""
+    missing: list[Path] = []
+    for path in paths:
+        p = Path(path).expanduser().absolute()
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in sorted(set(missing), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if empty
+        raise
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p`` whose failure is one clear OutputError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write to {folder}: a file is in the way") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {folder}: {_reason(exc)}") from None
+
+
 def temp_path_beside(final: Path, suffix: str = "") -> Path:
     """Reserve a hidden, unique file name in the target's folder (same filesystem, so rename is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {final.parent}: {_reason(exc)}") from None
     os.close(fd)
     return Path(name)
 
 
 def commit(tmp: Path, final: Path) -> None:
     """Give the finished temp file normal permissions and move it over the target in one step."""
-    os.chmod(tmp, _default_mode())
-    os.replace(tmp, final)
+    try:
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise OutputError(f"cannot write {final}: {_reason(exc)}") from None
 
 
 def discard(tmp: Path | None) -> None:
@@ -107,10 +182,8 @@ def discard(tmp: Path | None) -> None:
 
 def prepare_output(path: PathLike) -> Path:
     """Absolute output path whose parent folder exists (created if needed)."""
-    final = Path(path).expanduser().absolute()
-    if final.is_dir():
-        raise InputError(f"{final}: output path is an existing folder")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final = check_output(path)
+    make_folder(final.parent)
     return final
 
 

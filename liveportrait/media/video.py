@@ -28,9 +28,19 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from ..errors import InputError, LivePortraitError
+from ..errors import InputError, LivePortraitError, OutputError
 from ._audio import AudioTrack, open_audio_track
-from ._files import PathLike, as_fps, check_input_file, commit, discard, prepare_output, temp_path_beside
+from ._files import (
+    PathLike,
+    as_fps,
+    check_folder_writable,
+    check_input_file,
+    commit,
+    discard,
+    make_folder,
+    prepare_output,
+    temp_path_beside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -578,8 +588,9 @@ class PngSequenceWriter(_AtomicSink):
         self._start, self._digits, self._metadata = start, digits, metadata
         final = Path(folder).expanduser().absolute()
         if final.exists() and not final.is_dir():
-            raise InputError(f"{final}: exists and is not a folder")
-        final.parent.mkdir(parents=True, exist_ok=True)
+            raise OutputError(f"{final}: exists and is not a folder")
+        check_folder_writable(final.parent)
+        make_folder(final.parent)
         self.path = final
         self._tmp = temp_path_beside(final)
         self._tmp.unlink()
