@@ -1,8 +1,14 @@
 """``liveportrait crop SOURCE``: show how faces are found and framed (a debugging aid).
 
-For a picture, every selected face is cropped to 512x512 and written as a PNG; for a video, the
-tracked crops are written as an mp4.  Boxes, roll angles and eye/lip ratios are printed, one line
-per face (pictures) or per frame (videos).
+For a picture, every selected face is cropped to 512x512 and written as a PNG, and its box, roll
+angle and eye/lip ratios are printed, one line per face; for a video, the tracked crops are
+written as an mp4 under a progress bar, and a summary follows (frames, frames with a face, where
+the crops went).
+
+Like ``animate``, everything that can be checked cheaply is checked before the face models load:
+the source (read with the project's one image / video reader, so the same pixel cap, EXIF
+rotation, truncation checks and messages apply) and the output folder (exit 6 when it cannot be
+written). A failed run leaves no folder behind that it created.
 """
 
 from __future__ import annotations
@@ -11,8 +17,6 @@ import argparse
 from pathlib import Path
 
 from . import crop_box, number
-
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v"}
 
 
 def register(subparsers) -> None:
@@ -36,6 +40,7 @@ def register(subparsers) -> None:
                         "(default -0.125 for sources, -0.1 with --driving)")
     p.add_argument("--crop-box", type=crop_box, default=None, metavar="x0,y0,x1,y1",
                    help="crop this box instead of looking for a face (pictures only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -53,21 +58,6 @@ def _describe(fc) -> str:
             f"eye={_fmt(fc.eye_ratio)} lip={_fmt(fc.lip_ratio)}")
 
 
-def read_picture(path: Path):
-    """RGB uint8 array, EXIF orientation applied."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    from ..errors import InputError
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read the picture {path}: {exc}") from exc
-
-
 def _face_arg(text: str):
     from ..errors import InputError
 
@@ -79,18 +69,38 @@ def _face_arg(text: str):
     raise InputError(f"--face must be 'largest', 'all' or a face number, got {text!r}")
 
 
+def source_kind(src: Path) -> str:
+    """The source's kind, ``"image"`` or ``"video"``, judged by content (then extension), with animate's
+    messages for a missing file and for anything else."""
+    from ..errors import InputError
+    from ..media import is_image, is_video
+    from ..media._files import check_input_file
+
+    if not src.exists():
+        raise InputError(f"{src}: no such file")
+    if is_video(src):
+        kind = "video"
+    elif is_image(src):
+        kind = "image"
+    else:
+        raise InputError(f"{src}: not an image or a video")
+    check_input_file(src, kind)  # a folder, an empty or an unreadable file: the readers' own words
+    return kind
+
+
 def run(args: argparse.Namespace) -> int:
-    import cv2
+    from ..errors import InputError
+    from ..face.cropper import DRIVING, SOURCE, Framing
+    from ..media._files import check_folder_writable, remove_new_folders_on_error
 
-    from ..errors import InputError, NoFaceError
-    from ..face import geometry
-    from ..face.cropper import DRIVING, SOURCE, Cropper, Framing
-
-    src = Path(args.source)
-    if not src.is_file():
-        raise InputError(f"{src} does not exist or is not a file")
-    out_dir = Path(args.output_dir)
+    # everything cheap first: options, the source, the output folder; the face models load last
     face = _face_arg(args.face)
+    src = Path(args.source)
+    kind = source_kind(src)
+    if kind == "video" and args.crop_box:
+        raise InputError("--crop-box applies to pictures only")
+    if kind == "video" and face == "all":
+        raise InputError("--face all applies to pictures; for a video pick 'largest' or a face number")
     base = DRIVING if args.driving else SOURCE
     framing = Framing(
         scale=args.scale if args.scale is not None else base.scale,
@@ -98,17 +108,36 @@ def run(args: argparse.Namespace) -> int:
         vy_ratio=args.vy if args.vy is not None else base.vy_ratio,
         rotate=base.rotate, area=base.area, dsize=base.dsize,
     )
+    out_dir = Path(args.output_dir)
+    if kind == "video":
+        from ..media import VideoReader
+
+        reader = VideoReader(src)  # decodes the first frame: a corrupt or truncated file fails here
+        try:
+            check_folder_writable(out_dir)
+            with remove_new_folders_on_error(out_dir):
+                return _run_video(src, reader, out_dir, framing, face, args.quiet)
+        finally:
+            reader.close()
+
+    from ..media import read_image
+
+    image = read_image(src)
+    check_folder_writable(out_dir)
+    with remove_new_folders_on_error(out_dir):
+        return _run_picture(src, image, out_dir, framing, face, args.crop_box)
+
+
+def _run_picture(src: Path, image, out_dir: Path, framing, face, box: str | None) -> int:
+    from ..errors import NoFaceError
+    from ..face import geometry
+    from ..face.cropper import Cropper
+    from ..media import write_image
+    from ..media._files import make_folder
+
     cropper = Cropper()
-
-    if src.suffix.lower() in VIDEO_EXTENSIONS:
-        if args.crop_box:
-            raise InputError("--crop-box applies to pictures only")
-        return _run_video(src, out_dir, cropper, framing, face, cv2)
-
-    image = read_picture(src)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if args.crop_box:
-        crops = [cropper.crop_from_box(image, geometry.parse_box(args.crop_box), area=framing.area)]
+    if box:
+        crops = [cropper.crop_from_box(image, geometry.parse_box(box), area=framing.area)]
     else:
         try:
             crops = cropper.crop_image(image, face=face, scale=framing.scale, vx_ratio=0.0,
@@ -117,55 +146,53 @@ def run(args: argparse.Namespace) -> int:
             raise NoFaceError(f"{src}: {exc}") from None
     h, w = image.shape[:2]
     print(f"{src}: {w}x{h}, {len(crops)} face(s)")
+    make_folder(out_dir)
     for i, fc in enumerate(crops):
         name = out_dir / f"{src.stem}_face{i}.png"
-        cv2.imwrite(str(name), cv2.cvtColor(fc.crop_512, cv2.COLOR_RGB2BGR))
+        write_image(name, fc.crop_512)
         print(f"face {i}: {_describe(fc)} -> {name}")
     return 0
 
 
-def _run_video(src: Path, out_dir: Path, cropper, framing, face, cv2) -> int:
-    import numpy as np
+def _run_video(src: Path, reader, out_dir: Path, framing, face, quiet: bool) -> int:
+    from ..errors import NoFaceError
+    from ..face.cropper import Cropper, VideoFaceTracker
+    from ..media import VideoWriter
+    from ..media._files import make_folder
+    from .animate import progress_factory
 
-    from ..errors import InputError, NoFaceError
-    from ..face.cropper import VideoFaceTracker
-
-    if face == "all":
-        raise InputError("--face all applies to pictures; for a video pick 'largest' or a face number")
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise InputError(f"cannot read the video {src}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    tracker = VideoFaceTracker(cropper, preset=framing, face=face, fps=fps)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    info = reader.info
+    tracker = VideoFaceTracker(Cropper(), preset=framing, face=face, fps=float(info.fps))
     name = out_dir / f"{src.stem}_crop.mp4"
+    progress = progress_factory(quiet)
+    frames = progress(reader, info.frame_count, "cropping") if progress else reader
     writer = None
+    first = None  # (frame index, crop) where the face was first seen
     index = 0
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            fc = tracker.update(np.ascontiguousarray(frame[:, :, ::-1]))
+        for index, frame in enumerate(frames, 1):
+            fc = tracker.update(frame)
             if fc is None:
-                print(f"frame {index}: no face yet")
-            else:
-                if writer is None:
-                    writer = cv2.VideoWriter(str(name), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (framing.dsize, framing.dsize))
-                writer.write(cv2.cvtColor(fc.crop_512, cv2.COLOR_RGB2BGR))
-                flag = " (held: no face)" if fc.held else ""
-                print(f"frame {index}: {_describe(fc)}{flag}")
-            index += 1
-    finally:
-        cap.release()
+                continue  # before the face is first seen: nothing to write
+            if writer is None:
+                make_folder(out_dir)
+                writer = VideoWriter(name, info.fps)
+                first = (index - 1, fc)
+            writer.write(fc.crop_512)
+    except BaseException:
         if writer is not None:
-            writer.release()
-    if index == 0:
-        raise InputError(f"{src} has no readable frames")
+            writer.abort()
+        raise
+    finally:
+        if progress and hasattr(frames, "close"):
+            frames.close()
     if writer is None:
         raise NoFaceError(f"{src}: no human face was found in any of its {index} frames")
+    writer.close()
     s = tracker.stats
-    print(f"{src}: {index} frames, {s.frames_without_face} without a face, {s.detections} detections, "
-          f"{s.reacquired} re-acquisitions -> {name}")
+    with_face = s.frames - s.frames_without_face
+    print(f"{src}: {s.frames} frames, {with_face} with a face, {s.frames_without_face} without, "
+          f"{s.detections} detections, {s.reacquired} re-acquisitions")
+    print(f"first face at frame {first[0]}: {_describe(first[1])}")
+    print(f"wrote {name} ({writer.frames_written} frames, {float(info.fps):g} fps)")
     return 0

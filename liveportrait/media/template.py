@@ -51,6 +51,7 @@ _SHAPES: dict[str, tuple[int, ...]] = {
 }
 _REQUIRED = ("R", "exp", "t", "scale")
 _OPTIONAL = ("kp", "x_s", "eye_ratio", "lip_ratio")
+_RATIOS = ("eye_ratio", "lip_ratio")  # NaN while a streaming extractor sees no face (see TemplateBuilder)
 
 
 @dataclass
@@ -144,7 +145,10 @@ class TemplateBuilder:
         self._count = 0
 
     def append(self, *, R, exp, t, scale, kp=None, x_s=None, eye_ratio=None, lip_ratio=None) -> None:
-        """Add one frame; arrays may carry a leading batch axis of 1 (they are reshaped)."""
+        """Add one frame; arrays may carry a leading batch axis of 1 (they are reshaped).
+
+        Ratios may be NaN for a frame where no face was found: ``build`` gives such a frame the
+        ratios of the nearest frame that has them (and drops ratios no frame has)."""
         values = {"R": R, "exp": exp, "t": t, "scale": scale, "kp": kp, "x_s": x_s}
         values.update({"eye_ratio": eye_ratio, "lip_ratio": lip_ratio})
         for name, value in values.items():
@@ -155,7 +159,7 @@ class TemplateBuilder:
                 continue
             if len(rows) != self._count:
                 raise ValueError(f"frame {self._count}: {name} given, earlier frames lacked it")
-            rows.append(_frame_array(name, value))
+            rows.append(_frame_array(name, value, allow_nan=name in _RATIOS))
         self._count += 1
 
     def __len__(self) -> int:
@@ -163,7 +167,29 @@ class TemplateBuilder:
 
     def build(self) -> MotionTemplate:
         arrays = {n: (np.stack(rows) if rows else None) for n, rows in self._rows.items()}
+        for name in _RATIOS:
+            if arrays[name] is not None:
+                arrays[name] = fill_from_nearest(arrays[name])
         return MotionTemplate(fps=self.fps, meta=self.meta, **arrays)
+
+
+def fill_from_nearest(values: np.ndarray) -> np.ndarray | None:
+    """Rows with NaN take the nearest complete row (the earlier one on a tie); None if no row is complete."""
+    ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if ok.all():
+        return values
+    if not ok.any():
+        return None
+    good = np.flatnonzero(ok)
+    idx = np.arange(len(values))
+    pos = np.clip(np.searchsorted(good, idx), 1, len(good) - 1) if len(good) > 1 else np.zeros_like(idx)
+    if len(good) > 1:
+        before, after = good[pos - 1], good[pos]
+        nearest = np.where(idx - before <= after - idx, before, after)
+        nearest = np.where(idx <= good[0], good[0], np.where(idx >= good[-1], good[-1], nearest))
+    else:
+        nearest = np.full_like(idx, good[0])
+    return values[nearest]
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,21 +353,21 @@ def _template_fps(src: str, value: Any, default: Fraction | float | int) -> Frac
         raise InputError(f"{src}: malformed template, output_fps {value!r} is not a positive number") from exc
 
 
-def _frame_array(name: str, value: Any) -> np.ndarray:
+def _frame_array(name: str, value: Any, allow_nan: bool = False) -> np.ndarray:
     """One frame's value as float32 of the documented shape, dropping a leading batch axis of 1."""
-    arr = _as_float32(name, value)
+    arr = _as_float32(name, value, allow_nan)
     expected = _SHAPES[name]
     if arr.size != int(np.prod(expected)):
         raise ValueError(f"{name} has shape {arr.shape}, expected {expected} (or with a leading 1)")
     return arr.reshape(expected)
 
 
-def _as_float32(name: str, value: Any) -> np.ndarray:
+def _as_float32(name: str, value: Any, allow_nan: bool = False) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
+    if not (np.isfinite(arr) | (allow_nan & np.isnan(arr))).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return np.ascontiguousarray(arr)
 

@@ -6,17 +6,14 @@ formulas allow it, so the same code serves the CLI, the web app, the live mode a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
+from ..config import DRIVING_OPTIONS, REGIONS, MotionOptions, Region  # noqa: F401 - re-exported
 from .keypoints import apply_stitching
-
-Region = Literal["all", "exp", "pose", "lip", "eyes"]
-REGIONS = ("all", "exp", "pose", "lip", "eyes")
-DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 
 IDX_EXP = (1, 2, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
 IDX_LIP = (6, 12, 14, 17, 19, 20)
@@ -68,32 +65,6 @@ class Motion:
 
     def to(self, *args, **kwargs) -> "Motion":
         return Motion(*(x.to(*args, **kwargs) for x in (self.R, self.exp, self.t, self.scale)))
-
-
-@dataclass(frozen=True)
-class MotionOptions:
-    """How driving motion becomes driving keypoints; defaults are the reference CLI's."""
-
-    relative: bool = True
-    region: Region = "all"
-    driving_option: str = "expression-friendly"
-    multiplier: float = 1.0
-    stitching: bool = True
-    eye_retargeting: bool = False
-    lip_retargeting: bool = False
-    normalize_lip: bool = False
-    lip_normalize_threshold: float = 0.03
-    source_video_eye_retargeting: bool = False
-    source_video_eye_threshold: float = 0.18
-
-    def __post_init__(self) -> None:
-        if self.region not in REGIONS:
-            raise ValueError(f"animation region must be one of {', '.join(REGIONS)}, not {self.region!r}")
-        if self.driving_option not in DRIVING_OPTIONS:
-            raise ValueError(f"driving option must be one of {', '.join(DRIVING_OPTIONS)}")
-
-    def but(self, **changes) -> "MotionOptions":
-        return replace(self, **changes)
 
 
 def _rows(dst: torch.Tensor, src: torch.Tensor, rows) -> torch.Tensor:

@@ -326,7 +326,7 @@ class OnnxG(_Runner):
 
 def onnx_networks(networks, runtime: str, cache_dir=None, threads: int | None = None, **_):
     """``AcceleratedNetworks`` whose F, M, W and G run exported graphs on ``runtime``."""
-    from . import AcceleratedNetworks
+    from .backends import AcceleratedNetworks
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     gather = runtime == "openvino"  # OpenVINO 2025 has no 5-D GridSample

@@ -28,9 +28,9 @@ def test_crop_all_faces_of_a_group_picture(cropper, source_dir, load_rgb, tmp_pa
 
 
 def test_crop_driving_framing_of_a_video(cropper, driving_dir, tmp_path, capsys):
-    assert main(["crop", str(driving_dir / "d0.mp4"), "--driving", "-o", str(tmp_path)]) == 0
+    assert main(["crop", str(driving_dir / "d0.mp4"), "--driving", "-q", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "78 frames, 0 without a face" in out
+    assert "78 frames, 78 with a face, 0 without" in out
     cap = cv2.VideoCapture(str(tmp_path / "d0_crop.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 78
     cap.release()

@@ -1,0 +1,160 @@
+"""The options of an animation, their defaults and their checks: written once, importing no torch.
+
+The command line, the web app and the Python API all fill these objects, so a default lives here
+and nowhere else, and ``check()`` rejects a bad value before any file is read or network loaded.
+Defaults are the reference's (its ``ArgumentConfig``/``CropConfig``), except where noted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal, Union
+
+from .errors import InputError
+
+REGIONS = ("all", "exp", "pose", "lip", "eyes")
+DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
+OUTPUT_FORMATS = ("mp4", "gif", "png", "jpg")
+AUDIO_FROM = ("driving", "source")
+CROP_DRIVING = ("auto", "always", "never")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+BACKENDS = ("eager", "fast", "compile", "onnxruntime", "openvino")
+
+SOURCE_SCALE = 2.3  # crop side over face size for sources
+SOURCE_VX = 0.0
+SOURCE_VY = -0.125  # negative: the crop moves up
+SOURCE_MAX_DIM = 1920  # longest side of a source kept for output
+CRF = 18  # x264 quality: visually lossless, what the reference passes to ffmpeg
+SOURCE_VIDEO_SMOOTH = 3e-7  # the reference's Kalman observation variance for source videos
+LIP_NORMALIZE_THRESHOLD = 0.03
+SOURCE_VIDEO_EYE_THRESHOLD = 0.18
+
+Region = Literal["all", "exp", "pose", "lip", "eyes"]
+FaceChoice = Union[str, int]
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def _finite(value, name: str, low: float | None = None, above: float | None = None) -> None:
+    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+          f"{name} must be a finite number, got {value!r}")
+    if low is not None:
+        _need(value >= low, f"{name} must be at least {low:g}, got {value:g}")
+    if above is not None:
+        _need(value > above, f"{name} must be greater than {above:g}, got {value:g}")
+
+
+def _choice(value, name: str, choices) -> None:
+    _need(value in choices, f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    """How driving motion becomes driving keypoints; defaults are the reference CLI's."""
+
+    relative: bool = True
+    region: Region = "all"
+    driving_option: str = "expression-friendly"
+    multiplier: float = 1.0  # scale of the driving expression (0 keeps the source's, above 1 exaggerates)
+    stitching: bool = True
+    eye_retargeting: bool = False
+    lip_retargeting: bool = False
+    normalize_lip: bool = False
+    lip_normalize_threshold: float = LIP_NORMALIZE_THRESHOLD
+    source_video_eye_retargeting: bool = False
+    source_video_eye_threshold: float = SOURCE_VIDEO_EYE_THRESHOLD
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> "MotionOptions":
+        _choice(self.region, "animation region", REGIONS)
+        _choice(self.driving_option, "driving option", DRIVING_OPTIONS)
+        # a negative multiplier turns a smile into a frown and a blink into wide eyes: not a scale
+        _finite(self.multiplier, "driving multiplier", low=0)
+        _finite(self.lip_normalize_threshold, "lip normalisation threshold", low=0)
+        _finite(self.source_video_eye_threshold, "source-video eye threshold", low=0)
+        return self
+
+    def but(self, **changes) -> "MotionOptions":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AnimateConfig:
+    """Every option of an animation; the CLI, the web app and the Python API all fill this one object."""
+
+    motion: MotionOptions = field(default_factory=MotionOptions)
+    # framing
+    crop: str = "auto"  # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
+    face: FaceChoice = "largest"  # "largest", "all", or an index counted from the left
+    source_scale: float = SOURCE_SCALE
+    source_vx: float = SOURCE_VX
+    source_vy: float = SOURCE_VY
+    crop_driving: str = "auto"  # "auto" (crop non-square videos), "always", "never"
+    paste_back: bool = True
+    source_max_dim: int = SOURCE_MAX_DIM
+    # motion over time
+    reference_frame: Union[int, str] = 0  # driving frame taken as neutral, or "auto"
+    smooth: float = 0.0  # Kalman observation variance for the driving motion of still sources (0: off)
+    source_video_smooth: float = SOURCE_VIDEO_SMOOTH
+    # output
+    output_format: str | None = None  # from the output extension when None
+    crf: int = CRF
+    audio_from: str = "driving"  # or "source"
+    comparison: bool = False
+    save_template: bool = True
+    watermark: bool = True
+    # compute
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 1
+    backend: str = "eager"  # one of BACKENDS, or "auto" until the device is known
+
+    def check(self) -> "AnimateConfig":
+        """Raise InputError for the first option that makes no sense; cheap, reads no file."""
+        self.motion.check()
+        if self.crop not in ("auto", "none"):
+            from .face.geometry import parse_box
+
+            try:
+                parse_box(self.crop)
+            except ValueError as exc:
+                raise InputError(f"crop box: {exc}") from None
+        _need(self.face in ("largest", "all") or (isinstance(self.face, int) and not isinstance(self.face, bool)
+                                                   and self.face >= 0),
+              f"face must be largest, all or a face number from 0, got {self.face!r}")
+        _finite(self.source_scale, "source crop scale", above=0)
+        _finite(self.source_vx, "source crop vx")
+        _finite(self.source_vy, "source crop vy")
+        _choice(self.crop_driving, "crop driving", CROP_DRIVING)
+        _need(isinstance(self.source_max_dim, int) and self.source_max_dim >= 0,
+              f"source max dim must be a whole number from 0, got {self.source_max_dim!r}")
+        _need(self.reference_frame == "auto" or (isinstance(self.reference_frame, int)
+                                                 and not isinstance(self.reference_frame, bool)
+                                                 and self.reference_frame >= 0),
+              f"reference frame must be a frame number from 0 or auto, got {self.reference_frame!r}")
+        _finite(self.smooth, "smoothing variance", low=0)
+        _finite(self.source_video_smooth, "source-video smoothing variance", low=0)
+        if self.output_format is not None:
+            _choice(self.output_format, "output format", OUTPUT_FORMATS)
+        _need(isinstance(self.crf, int) and 0 <= self.crf <= 51, f"crf must be 0 to 51, got {self.crf!r}")
+        _choice(self.audio_from, "audio from", AUDIO_FROM)
+        _choice(self.device, "device", DEVICES)
+        _choice(self.precision, "precision", PRECISIONS)
+        _need(isinstance(self.batch_size, int) and self.batch_size >= 1,
+              f"batch size must be a whole number from 1, got {self.batch_size!r}")
+        _choice(self.backend, "backend", ("auto",) + BACKENDS)
+        return self
+
+    def but(self, **changes) -> "AnimateConfig":
+        return replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

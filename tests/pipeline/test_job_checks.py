@@ -1,0 +1,234 @@
+"""A bad job fails at once, in one line, before any network loads, and a stopped or failed run leaves
+nothing behind: the real CLI in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liveportrait.config import AnimateConfig, MotionOptions
+from liveportrait.errors import InputError, OutputError
+from liveportrait.plan import plan_job
+
+CLI = [sys.executable, "-m", "liveportrait.cli"]
+NO_WEIGHTS = "/nonexistent/weights"  # a run that reached the weights would fail with exit 4 instead
+
+
+def cli(*args, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def assert_left_nothing(folder: Path) -> None:
+    assert sorted(p.name for p in folder.iterdir()) == [], list(folder.iterdir())
+
+
+# -- inputs and options: checked before torch is even imported -----------------------------------------
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s, d: ["-s", "nope.jpg", "-d", d], "nope.jpg: no such file"),
+    (lambda s, d: ["-s", s, "-d", "nope.mp4"], "nope.mp4: no such file"),
+    (lambda s, d: ["-s", s, "-d", d, "-o", "out.xyz"], "unknown output format 'xyz'"),
+    (lambda s, d: ["-s", s, "-d", d, "-o", "out.jpg"], "cannot be written as .jpg"),
+    (lambda s, d: ["-s", s, "-d", d, "-o", "out.webp"], "cannot be written as .webp"),
+    (lambda s, d: ["-s", s, "-d", d, "--reference-frame", "99"], "--reference-frame 99 is outside"),
+])
+def test_bad_jobs_fail_before_the_weights_are_looked_for(examples_dir, tmp_path, change, message):
+    source, driving = examples_dir / "source/s1.jpg", examples_dir / "driving/d0.mp4"
+    t0 = time.perf_counter()
+    r = cli("animate", *change(str(source), str(driving)), "--weights", NO_WEIGHTS, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message in one_line(r.stderr)
+    assert time.perf_counter() - t0 < 30  # generous: the check itself takes well under a second
+    assert_left_nothing(tmp_path)  # no animations/ folder either
+
+
+def test_input_errors_do_not_import_torch(examples_dir, tmp_path):
+    code = ("import sys; from liveportrait.cli import main; "
+            f"rc = main(['animate', '-s', 'nope.jpg', '-d', {str(examples_dir / 'driving/d0.mp4')!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["2", "False"], r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "-0.5"])
+def test_a_negative_driving_multiplier_is_refused(examples_dir, tmp_path, value):
+    r = cli("animate", "-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d0.mp4",
+            "--driving-multiplier", value, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--driving-multiplier" in r.stderr and "at least 0" in r.stderr
+    with pytest.raises(InputError, match="multiplier"):
+        MotionOptions(multiplier=float(value))
+
+
+# -- the output location --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def unwritable_folder(base: Path):
+    """A folder nothing can be created in, even by root: a read-only tmpfs, else an immutable folder."""
+    folder = base / "locked"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                      capture_output=True).returncode == 0:
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        try:
+            yield folder
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        return
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        try:
+            yield folder
+        finally:
+            os.chmod(folder, 0o755)
+        return
+    pytest.fail("cannot make an unwritable folder here (no mount, no chattr, running as root)")
+
+
+@pytest.mark.parametrize("where", ["inside", "below", "default"])
+def test_an_unwritable_output_is_one_line_and_exit_6_before_any_work(examples_dir, tmp_path, where):
+    source, driving = examples_dir / "source/s1.jpg", examples_dir / "driving/d0.mp4"
+    with unwritable_folder(tmp_path) as locked:
+        out = {"inside": ["-o", locked / "out.mp4"], "below": ["-o", locked / "new/deeper/out.mp4"],
+               "default": []}[where]
+        r = cli("animate", "-s", source, "-d", driving, *out, "--weights", NO_WEIGHTS,
+                cwd=locked if where == "default" else tmp_path)
+        assert r.returncode == 6, r.stderr
+        assert "cannot write to" in one_line(r.stderr)
+        assert sorted(locked.iterdir()) == []
+
+
+def test_a_file_in_the_way_of_the_output_folder(examples_dir, tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(b"not a folder")
+    r = cli("animate", "-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d0.mp4",
+            "-o", tmp_path / "photo.jpg/out.mp4", "--weights", NO_WEIGHTS, cwd=tmp_path)
+    assert r.returncode == 6
+    assert "is a file, not a folder" in one_line(r.stderr)
+
+
+def test_plan_checks_every_file_it_will_write(examples_dir, tmp_path):
+    """The comparison and the motion template beside the output are checked too."""
+    (tmp_path / "out_concat.mp4").mkdir()  # a folder where the comparison video would go
+    with pytest.raises(OutputError, match="existing folder"):
+        plan_job(examples_dir / "source/s1.jpg", examples_dir / "driving/d0.mp4", tmp_path / "out.mp4",
+                 AnimateConfig(comparison=True))
+    plan = plan_job(examples_dir / "source/s1.jpg", examples_dir / "driving/d0.mp4", tmp_path / "out.mp4",
+                    AnimateConfig())
+    assert plan.output == tmp_path / "out.mp4" and plan.template == tmp_path / "out.lpt.npz"
+    assert plan.fps == 25 and not plan.image_output and plan.output_kind == "mp4"
+
+
+def test_drivings_of_different_rates_say_which_rate_is_used(examples_dir, tmp_path):
+    d = examples_dir / "driving"
+    plan = plan_job(examples_dir / "source/s1.jpg", [d / "d0.mp4", d / "d3.mp4", d / "talking.pkl"],
+                    tmp_path / "out.mp4", AnimateConfig(face="all"))
+    assert plan.fps == Fraction(25)  # d0's rate: the first driving's
+    assert len(plan.notes) == 1 and "25 fps" in plan.notes[0] and "20, 30" in plan.notes[0]
+    same = plan_job(examples_dir / "source/s1.jpg", [d / "d0.mp4", d / "d12.mp4"], tmp_path / "out.mp4",
+                    AnimateConfig(face="all"))
+    assert same.notes == []
+
+
+# -- runs that stop or fail -------------------------------------------------------------------------------
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return list(folder.glob(".*.part*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_run_leaves_no_partial_file_and_no_new_folder(examples_dir, tiny_weights, tmp_path, sig):
+    out_dir = tmp_path / "new" / "out"
+    proc = subprocess.Popen([*CLI, "animate", "-s", str(examples_dir / "source/s1.jpg"),
+                             "-d", str(examples_dir / "driving/d12.mp4"), "-o", str(out_dir / "o.mp4"),
+                             "--weights", str(tiny_weights), "--model-config", "tiny", "-q"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not _part_files(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _part_files(out_dir), "the run never started writing"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "new").exists()  # neither the partial file nor the folders made for it
+
+
+def test_timeout_leaves_nothing(examples_dir, tiny_weights, tmp_path):
+    """``timeout`` sends SIGTERM: the same clean exit (124 is timeout's own code for it)."""
+    r = subprocess.run(["timeout", "6", *CLI, "animate", "-s", str(examples_dir / "source/s1.jpg"),
+                        "-d", str(examples_dir / "driving/d12.mp4"), "-o", "anim/o.mp4",
+                        "--weights", str(tiny_weights), "--model-config", "tiny", "-q"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    if r.returncode == 0:
+        pytest.fail("the run finished within the timeout; the test needs a longer clip")
+    assert r.returncode == 124, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "anim").exists()
+
+
+def test_a_run_that_fails_late_removes_the_folders_it_made(tiny_weights, tmp_path):
+    """A photo without a face fails after the job was checked: no empty animations/ stays."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    r = cli("animate", "-s", "noise.png", "-d", "grey.png", "--weights", tiny_weights, "--model-config", "tiny",
+            cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    one_line(r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "noise.png"]
+
+
+# -- what a run reports -------------------------------------------------------------------------------------
+
+
+def test_a_still_result_is_reported_as_a_still(examples_dir, tiny_weights, tmp_path):
+    r = cli("animate", "-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d12.jpg",
+            "-o", "still.webp", "--weights", tiny_weights, "--model-config", "tiny", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "still image, 1 face" in r.stdout and "fps" not in r.stdout and "frame" not in r.stdout
+    head = (tmp_path / "still.webp").read_bytes()[:12]
+    assert head[:4] == b"RIFF" and head[8:12] == b"WEBP"  # .webp gives a real WebP picture
+
+
+def test_driving_frames_without_a_face_take_the_nearest_frames_ratios():
+    """A driving frame where no face is found (NaN ratios while streaming) must not end the run."""
+    from liveportrait.media import TemplateBuilder
+
+    b = TemplateBuilder(25)
+    eyes = [np.nan, 0.3, np.nan, np.nan, 0.6, np.nan]
+    for e in eyes:
+        b.append(R=np.eye(3), exp=np.zeros((21, 3)), t=np.zeros(3), scale=np.ones(1),
+                 eye_ratio=np.full(2, e), lip_ratio=np.full(1, np.nan))
+    tpl = b.build()
+    assert tpl.eye_ratio[:, 0].tolist() == pytest.approx([0.3, 0.3, 0.3, 0.6, 0.6, 0.6])
+    assert tpl.lip_ratio is None  # no frame had a face: no ratios rather than made-up ones
