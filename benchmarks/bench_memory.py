@@ -31,10 +31,11 @@ sys.exit(code)
 
 def make_driving(path: Path, frames: int, clip: Path = EXAMPLES / "driving" / "d0.mp4") -> None:
     from liveportrait.media import VideoReader, VideoWriter
+    from liveportrait.provenance import NOT_GENERATED
 
     with VideoReader(clip) as r:
         loop = list(r)
-    with VideoWriter(path, 25) as w:
+    with VideoWriter(path, 25, stamp=NOT_GENERATED) as w:  # a looped real clip, the input: not marked
         for i in range(frames):
             w.write(loop[i % len(loop)])
 

@@ -21,53 +21,19 @@ import numpy as np
 import torch
 
 from .animator import Animator, PreparedSource, to_uint8
+from .config import AnimateConfig, FaceChoice  # noqa: F401 - AnimateConfig re-exported
 from .errors import InputError
 from .motion.compose import (
     Motion,
-    MotionOptions,
     compose_video_source,
     finish_keypoints,
     smooth_motion,
 )
+from .plan import JobPlan, default_output, output_kind, plan_job  # noqa: F401 - re-exported
 from .provenance import Stamp
 
 log = logging.getLogger(__name__)
 
-FaceChoice = Union[str, int]
-OUTPUT_FORMATS = ("mp4", "gif", "png", "jpg")
-REFERENCE_VARIANCE = 3e-7  # the reference's Kalman observation variance for source videos
-
-
-@dataclass(frozen=True)
-class AnimateConfig:
-    """Every option of an animation; the CLI, the web app and the Python API all fill this one object."""
-
-    motion: MotionOptions = field(default_factory=MotionOptions)
-    # framing
-    crop: str = "auto"  # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
-    face: FaceChoice = "largest"  # "largest", "all", or an index counted from the left
-    source_scale: float = 2.3
-    source_vx: float = 0.0
-    source_vy: float = -0.125
-    crop_driving: str = "auto"  # "auto" (crop non-square videos), "always", "never"
-    paste_back: bool = True
-    source_max_dim: int = 1920
-    # motion over time
-    reference_frame: Union[int, str] = 0  # driving frame taken as neutral, or "auto"
-    smooth: float = 0.0  # Kalman observation variance for the driving motion of still sources (0: off)
-    source_video_smooth: float = REFERENCE_VARIANCE
-    # output
-    output_format: str | None = None  # from the output extension when None
-    crf: int = 18
-    audio_from: str = "driving"  # or "source"
-    comparison: bool = False
-    save_template: bool = True
-    watermark: bool = True
-    # compute
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch_size: int = 1
-    backend: str = "eager"  # liveportrait.speed.BACKENDS: eager, fast, compile, onnxruntime, openvino
 
 
 @dataclass
@@ -107,6 +73,7 @@ class AnimationResult:
     comparison: Path | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    still: bool = False  # one picture, not frames
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -157,28 +124,6 @@ def side_by_side(panels: Sequence[np.ndarray], height: int = 512) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
-def default_output(source: Path, driving: Path, out: Path | None, image_output: bool, fmt: str | None) -> Path:
-    ext = "." + (fmt or ("png" if image_output else "mp4"))
-    name = f"{source.stem}--{driving.stem.replace('.lpt', '')}{ext}"
-    if out is None:
-        return Path("animations") / name
-    if out.is_dir() or str(out).endswith(os.sep) or not out.suffix:
-        if fmt == "png" and not image_output and not out.is_dir():
-            return out  # a PNG sequence folder
-        return out / name
-    return out
-
-
-def output_kind(path: Path, fmt: str | None, image_output: bool) -> str:
-    kind = fmt or path.suffix.lower().lstrip(".") or ("png" if image_output else "mp4")
-    kind = {"jpeg": "jpg", "mov": "mp4", "mkv": "mp4", "webp": "png"}.get(kind, kind)
-    if kind not in OUTPUT_FORMATS:
-        raise InputError(f"unknown output format {kind!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    if kind == "jpg" and not image_output:
-        raise InputError("a video result cannot be written as .jpg; use .mp4, .gif or --format png")
-    return kind
-
-
 # ---------------------------------------------------------------------------------------------------
 # the pipeline
 
@@ -207,14 +152,15 @@ class Pipeline:
 
     # -- driving: pass 1 ------------------------------------------------------------------------------
 
-    def load_driving(self, path: str | os.PathLike) -> DrivingMotion:
+    def load_driving(self, path: str | os.PathLike, template=None) -> DrivingMotion:
+        """Pass 1 of a driving: its motion; ``template`` when the plan has loaded it already."""
         from .media import is_image, is_template, is_video, load_template, probe
 
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: no such file")
-        if is_template(path):
-            tpl = load_template(path)
+        if template is not None or is_template(path):
+            tpl = template if template is not None else load_template(path)
             return DrivingMotion(tpl, is_video=tpl.n_frames > 1, path=path)
         if is_video(path):
             info = probe(path)
@@ -538,32 +484,31 @@ class _SourceTrack:
 
 
 def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | os.PathLike],
-        output: str | os.PathLike | None, pipeline: Pipeline) -> AnimationResult:
-    """Animate ``source`` with ``driving`` (one, or one per face) and write the result atomically."""
-    from .media import is_image, is_template, is_video, probe, read_image, save_template
+        output: str | os.PathLike | None, pipeline: Pipeline, plan: JobPlan | None = None) -> AnimationResult:
+    """Animate ``source`` with ``driving`` (one, or one per face) and write the result atomically.
+
+    The job is checked first (``plan_job``: inputs, options, output location) unless a checked
+    ``plan`` is given; a run that fails leaves neither a partial file nor a folder it created."""
+    from .media._files import remove_new_folders_on_error
+
+    plan = plan or plan_job(source, driving, output, pipeline.config)
+    with remove_new_folders_on_error(*plan.paths_written):
+        return _execute(plan, pipeline)
+
+
+def _execute(plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
+    from .media import read_image, save_template
 
     t0 = time.perf_counter()
     cfg = pipeline.config
-    source = Path(source)
-    drivings_in = [Path(d) for d in ([driving] if isinstance(driving, (str, os.PathLike)) else driving)]
-    for p in (source, *drivings_in):
-        if not p.exists():
-            raise InputError(f"{p}: no such file")
-    source_is_video = is_video(source)
-    if not source_is_video and not is_image(source):
-        raise InputError(f"{source}: not an image or a video")
-    drivings = [pipeline.load_driving(d) for d in drivings_in]
+    source, source_is_video = plan.source, plan.source_kind == "video"
+    drivings = [pipeline.load_driving(d.path, d.template) for d in plan.drivings]
     main = drivings[0]
-    image_output = not source_is_video and not any(d.is_video for d in drivings)
-    out_path = default_output(source, drivings_in[0], Path(output) if output else None, image_output,
-                              cfg.output_format)
-    kind = output_kind(out_path, cfg.output_format, image_output)
-    if kind == "png" and not image_output and out_path.suffix:
-        out_path = out_path.with_suffix("")  # a folder of frames
-    notes: list[str] = []
+    image_output, out_path, kind = plan.image_output, plan.output, plan.output_kind
+    notes: list[str] = list(plan.notes)
 
     if source_is_video:
-        src_info = probe(source)
+        src_info = plan.source_info
         video_drivings = [len(d) for d in drivings if d.is_video]
         limit = min(video_drivings) if video_drivings else None
         srcs = pipeline.source_video_motions(source, limit)
@@ -577,19 +522,16 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
         faces = pipeline.prepare_image(image)
         _check_driving_count(len(drivings), len(faces))
         frames = pipeline.animate_image(image, faces, drivings)
-        fps = main.template.fps if main.is_video else Fraction(25)
+        fps = plan.fps
         total, n_faces = max(len(d) for d in drivings), len(faces)
         audio_candidates = [main.path if main.has_audio else None, None]
-    if cfg.audio_from not in ("driving", "source"):
-        raise InputError("--audio-from must be driving or source")
     if cfg.audio_from == "source":
         audio_candidates.reverse()
     audio = next((a for a in audio_candidates if a is not None), None)
 
-    comparison_path = None
-    if cfg.comparison:
+    comparison_path = plan.comparison
+    if comparison_path is not None:
         panel = None if source_is_video else _source_panel(faces, image)
-        comparison_path = out_path.with_name(out_path.stem + "_concat" + (out_path.suffix or ".mp4"))
         frames = _with_comparison(frames, main, panel)
 
     stamp = Stamp(watermark=cfg.watermark)
@@ -599,20 +541,20 @@ def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | o
         frame = next(iter(frames))
         if comparison_path is not None:
             frame, concat = frame
-            write_image(comparison_path, stamp.mark(concat), save_kwargs=stamp.save_kwargs(comparison_path.suffix))
-        write_image(out_path, stamp.mark(frame), save_kwargs=stamp.save_kwargs(out_path.suffix))
+            write_image(comparison_path, concat, stamp=stamp)  # the writers put the label and the watermark
+        write_image(out_path, frame, stamp=stamp)
         result = AnimationResult(out_path, 1, fps, n_faces, False, None, comparison_path)
     else:
         written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, stamp,
                                           comparison_path)
         result = AnimationResult(out_path, written, fps, n_faces, has_audio, None, comparison_path)
-    if cfg.save_template and main.is_video and main.path is not None and not is_template(main.path):
+    if plan.template is not None:
         # the driving's motion, reusable without its faces (written only once the output exists)
-        result.template = out_path.with_name(out_path.stem + ".lpt.npz") if out_path.suffix else \
-            out_path.parent / (out_path.name + ".lpt.npz")
+        result.template = plan.template
         save_template(result.template, main.template)
     result.seconds = time.perf_counter() - t0
     result.notes = notes
+    result.still = image_output
     return result
 
 
@@ -654,14 +596,14 @@ def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
 
 
 def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: AnimateConfig, stamp: Stamp):
+    """The writer of one output; it marks every frame and labels the file with ``stamp`` itself."""
     from .media import GifWriter, PngSequenceWriter, VideoWriter
-    from .provenance.metadata import container_tags, label_text
 
     if kind == "gif":
-        return GifWriter(path, fps, metadata=container_tags(stamp.label))
+        return GifWriter(path, fps, stamp=stamp)
     if kind == "png":
-        return PngSequenceWriter(path, metadata={"Description": label_text(stamp.label)})
-    return VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, metadata=container_tags(stamp.label))
+        return PngSequenceWriter(path, stamp=stamp)
+    return VideoWriter(path, fps, crf=cfg.crf, audio_from=audio, stamp=stamp)
 
 
 def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: int, audio: Path | None,
@@ -680,8 +622,8 @@ def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: 
         for item in pipeline._progress(prefetch(frames, depth=2), total, "animating"):
             if side is not None:
                 item, concat = item
-                side.write(stamp.mark(concat))
-            writer.write(stamp.mark(item))
+                side.write(concat)
+            writer.write(item)
         if side is not None:
             side.close()
         writer.close()

@@ -9,10 +9,9 @@ one clear line instead of after seconds of model loading and motion extraction. 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 from .config import OUTPUT_FORMATS, AnimateConfig
 from .errors import InputError
@@ -22,34 +21,47 @@ STILL_FPS = Fraction(25)  # the rate given to a still result turned into frames 
 
 
 @dataclass
-class DrivingInput:
-    """One driving as far as its header tells: kind, frame count (exact for templates, the
-    container's estimate for videos), rate and sound. A template is loaded here already."""
+class MediaInput:
+    """One input as far as its header tells: kind, frame count (exact for templates and frames in
+    memory, the container's estimate for videos), rate and sound. A file has a ``path``; pixels
+    given in memory are in ``image`` (a still) or ``sequence`` (video frames); a template is loaded."""
 
-    path: Path
+    path: Path | None
     kind: str  # "video", "image" or "template"
     frames: int | None
     fps: Fraction | None
     has_audio: bool = False
     template: object | None = None  # liveportrait.media.MotionTemplate
+    image: object | None = None  # HxWx3 uint8 RGB
+    sequence: object | None = None  # a sequence (re-readable) or an iterator (read once) of frames
+    info: object | None = None  # liveportrait.media.VideoInfo of a video file
 
     @property
     def is_video(self) -> bool:
         """Moves over time: a video, or a template of more than one frame."""
         return self.kind == "video" or (self.kind == "template" and (self.frames or 0) > 1)
 
+    @property
+    def name(self) -> str:
+        """For default output names: the file's stem, or what was given."""
+        if self.path is not None:
+            return self.path.stem.replace(".lpt", "")
+        return {"image": "image", "video": "frames", "template": "motion"}[self.kind]
+
+
+DrivingInput = MediaInput  # (the name the pipeline used first)
+
 
 @dataclass
 class JobPlan:
-    """A checked job: what goes in, what comes out and where; what the pipeline needs to start."""
+    """A checked job: what goes in, what comes out and where; what the pipeline needs to start.
+    The output fields are None until ``with_output`` (the Python API saves later, if at all)."""
 
-    source: Path
-    source_kind: str  # "image" or "video"
-    source_info: object | None  # liveportrait.media.VideoInfo of a source video
-    drivings: list[DrivingInput]
-    output: Path
-    output_kind: str  # one of OUTPUT_FORMATS; "png" for a video result is a folder of frames
+    src: MediaInput
+    drivings: list[MediaInput]
     image_output: bool  # a still result: one picture
+    output: Path | None = None
+    output_kind: str | None = None  # one of OUTPUT_FORMATS; "png" for a video result is a folder of frames
     comparison: Path | None = None
     template: Path | None = None  # where the driving video's motion is saved
     fps: Fraction = STILL_FPS  # the output's rate
@@ -59,45 +71,141 @@ class JobPlan:
     def paths_written(self) -> list[Path]:
         return [p for p in (self.output, self.comparison, self.template) if p is not None]
 
+    @property
+    def source(self) -> Path | None:
+        return self.src.path
 
-def plan_job(source: PathLike, driving: PathLike | Sequence[PathLike], output: PathLike | None,
-             config: AnimateConfig) -> JobPlan:
-    """Check a job end to end without running a network; raises InputError/OutputError."""
-    from .media import probe
-    from .media._files import check_output
+    @property
+    def source_kind(self) -> str:
+        return self.src.kind
 
+    @property
+    def source_info(self):
+        return self.src.info
+
+    def with_output(self, output: PathLike | None, config: AnimateConfig) -> "JobPlan":
+        """This plan with its output decided and checked: format, location, what goes beside it."""
+        from .media._files import check_output
+
+        plan = replace(self, notes=list(self.notes))
+        out = default_output(self.src.name, self.drivings[0].name, Path(output) if output else None,
+                             self.image_output, config.output_format)
+        kind = output_kind(out, config.output_format, self.image_output)
+        if kind == "png" and not self.image_output and out.suffix:
+            out = out.with_suffix("")  # a folder of frames
+        plan.output, plan.output_kind = out.expanduser().absolute(), kind
+        out = plan.output
+        plan.comparison = out.with_name(out.stem + "_concat" + (out.suffix or ".mp4")) if config.comparison else None
+        main = self.drivings[0]
+        plan.template = None
+        if config.save_template and main.kind == "video":
+            plan.template = (out.with_name(out.stem + ".lpt.npz") if out.suffix
+                             else out.parent / (out.name + ".lpt.npz"))
+        for path in plan.paths_written:
+            if path == out and kind == "png" and not self.image_output:
+                _check_frames_folder(path)
+            else:
+                check_output(path)
+        return plan
+
+
+def plan_job(source, driving, output: PathLike | None, config: AnimateConfig, *,
+             decide_output: bool = True) -> JobPlan:
+    """Check a job end to end without running a network; raises InputError/OutputError.
+
+    ``source``: a path, an RGB array or PIL image, or video frames (a sequence, or an (T, H, W, 3)
+    array). ``driving``: the same, a motion template, an iterator of frames (read once), or a list
+    of those, one per face. With ``decide_output`` off the output is left for ``with_output``.
+    """
     config.check()
-    source = Path(source)
-    driving_paths = [Path(d) for d in ([driving] if isinstance(driving, (str, os.PathLike)) else driving)]
-    if not driving_paths:
+    drivings_given = _split_drivings(driving)
+    if not drivings_given:
         raise InputError("no driving input was given")
-    source_kind = _kind(source, "source", ("image", "video"))
-    drivings = [_driving(p) for p in driving_paths]
-    source_info = probe(source) if source_kind == "video" else None
-    if source_kind == "image":
-        _check_image(source)
-
-    image_output = source_kind == "image" and not any(d.is_video for d in drivings)
-    out = default_output(source, driving_paths[0], Path(output) if output else None, image_output,
-                         config.output_format)
-    kind = output_kind(out, config.output_format, image_output)
-    if kind == "png" and not image_output and out.suffix:
-        out = out.with_suffix("")  # a folder of frames
-    plan = JobPlan(source, source_kind, source_info, drivings, out, kind, image_output)
+    src = as_input(source, "source")
+    if src.kind == "template":
+        raise InputError("a motion template is a driving, not a source")
+    if src.kind == "video" and src.path is None and not _rereadable(src.sequence):
+        raise InputError("a source video given as frames must be a sequence (a list or an array), not an "
+                         "iterator: it is read twice")
+    drivings = [as_input(d, "driving") for d in drivings_given]
+    image_output = src.kind == "image" and not any(d.is_video for d in drivings)
+    plan = JobPlan(src, drivings, image_output)
     plan.fps = _output_fps(plan, plan.notes)
     _check_reference_frame(drivings, config.reference_frame)
-    if config.comparison:
-        plan.comparison = out.with_name(out.stem + "_concat" + (out.suffix or ".mp4"))
-    main = drivings[0]
-    if config.save_template and main.kind == "video":
-        plan.template = (out.with_name(out.stem + ".lpt.npz") if out.suffix
-                         else out.parent / (out.name + ".lpt.npz"))
-    for path in plan.paths_written:
-        if path == out and kind == "png" and not image_output:
-            _check_frames_folder(path)
-        else:
-            check_output(path)
-    return plan
+    return plan.with_output(output, config) if decide_output else plan
+
+
+def as_input(obj, role: str) -> MediaInput:
+    """Any accepted form of a source or driving, checked and described (no network runs)."""
+    import numpy as np
+
+    from .media import MotionTemplate
+
+    if isinstance(obj, (str, os.PathLike)):
+        path = Path(obj)
+        kind = _kind(path, role, ("image", "video") if role == "source" else ("video", "image", "template"))
+        if kind == "template":
+            from .media import load_template
+
+            tpl = load_template(path)
+            return MediaInput(path, kind, tpl.n_frames, tpl.fps, template=tpl)
+        if kind == "video":
+            from .media import probe
+
+            info = probe(path)
+            return MediaInput(path, kind, info.frame_count, info.fps, info.has_audio, info=info)
+        _check_image(path)
+        return MediaInput(path, kind, 1, None)
+    if isinstance(obj, MotionTemplate):
+        return MediaInput(None, "template", obj.n_frames, obj.fps, template=obj)
+    if type(obj).__module__.startswith("PIL."):
+        return MediaInput(None, "image", 1, None, image=_rgb(np.asarray(obj.convert("RGB")), role))
+    if isinstance(obj, np.ndarray):
+        if obj.ndim == 4:
+            frames = [_rgb(f, role) for f in obj]
+            return MediaInput(None, "video", len(frames), None, sequence=frames)
+        return MediaInput(None, "image", 1, None, image=_rgb(obj, role))
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            raise InputError(f"the {role} frames are empty")
+        return MediaInput(None, "video", len(obj), None, sequence=[_rgb(np.asarray(f), role) for f in obj])
+    if hasattr(obj, "__iter__") or hasattr(obj, "__next__"):
+        return MediaInput(None, "video", None, None, sequence=iter(obj))
+    raise InputError(f"cannot use a {type(obj).__name__} as the {role}: give a path, an RGB array, a PIL image, "
+                     "frames" + (" or a motion template" if role == "driving" else ""))
+
+
+def _split_drivings(driving) -> list:
+    """One driving, or a list of them (one per face): a list of paths, templates, images or videos
+    is several drivings; a list of HxWx3 frames is one video."""
+    import numpy as np
+
+    from .media import MotionTemplate
+
+    if not isinstance(driving, (list, tuple)):
+        return [driving]
+
+    def whole(d) -> bool:
+        return (isinstance(d, (str, os.PathLike, MotionTemplate, list, tuple)) or type(d).__module__.startswith("PIL.")
+                or (isinstance(d, np.ndarray) and d.ndim == 4))
+
+    return list(driving) if all(whole(d) for d in driving) else [driving]
+
+
+def _rgb(a, role: str):
+    """An HxWx3 uint8 RGB frame (gray and RGBA made RGB), or one clear InputError."""
+    import numpy as np
+
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+        raise InputError(f"the {role} must be HxWx3 uint8 RGB pixels, got {a.dtype} {a.shape}")
+    return np.ascontiguousarray(a[:, :, :3])
+
+
+def _rereadable(frames) -> bool:
+    return isinstance(frames, (list, tuple))
 
 
 def _kind(path: Path, what: str, allowed: tuple[str, ...]) -> str:
@@ -122,24 +230,10 @@ def _check_image(path: Path) -> None:
     read_image(path)
 
 
-def _driving(path: Path) -> DrivingInput:
-    from .media import load_template, probe
-
-    kind = _kind(path, "driving", ("video", "image", "template"))
-    if kind == "template":
-        tpl = load_template(path)
-        return DrivingInput(path, kind, tpl.n_frames, tpl.fps, template=tpl)
-    if kind == "video":
-        info = probe(path)
-        return DrivingInput(path, kind, info.frame_count, info.fps, info.has_audio)
-    _check_image(path)
-    return DrivingInput(path, kind, 1, None)
-
-
 def _output_fps(plan: JobPlan, notes: list[str]) -> Fraction:
     """The source video's rate, else the first moving driving's; a note when drivings disagree."""
-    if plan.source_info is not None:
-        return plan.source_info.fps
+    if plan.src.kind == "video":
+        return plan.src.fps or STILL_FPS
     moving = [d for d in plan.drivings if d.is_video and d.fps]
     if not moving:
         return STILL_FPS
@@ -157,8 +251,8 @@ def _check_reference_frame(drivings: list[DrivingInput], choice) -> None:
         return
     for d in drivings:
         if d.is_video and d.frames and int(choice) >= d.frames:
-            count = "" if d.kind == "template" else "about "
-            raise InputError(f"--reference-frame {choice} is outside the driving {d.path.name}'s {count}{d.frames} "
+            count = "about " if d.path is not None and d.kind == "video" else ""
+            raise InputError(f"--reference-frame {choice} is outside the driving {d.name}'s {count}{d.frames} "
                              "frames")
 
 
@@ -171,10 +265,13 @@ def _check_frames_folder(folder: Path) -> None:
     check_folder_writable(folder.parent)
 
 
-def default_output(source: Path, driving: Path, out: Path | None, image_output: bool, fmt: str | None) -> Path:
-    """Where a result goes: ``animations/SOURCE--DRIVING.EXT`` unless told; inside ``out`` when it is a folder."""
+def default_output(source: Path | str, driving: Path | str, out: Path | None, image_output: bool,
+                   fmt: str | None) -> Path:
+    """Where a result goes: ``animations/SOURCE--DRIVING.EXT`` unless told; inside ``out`` when it is a folder.
+    ``source`` and ``driving`` are paths or names."""
     ext = "." + (fmt or ("png" if image_output else "mp4"))
-    name = f"{source.stem}--{driving.stem.replace('.lpt', '')}{ext}"
+    stem = lambda p: Path(p).stem.replace(".lpt", "") if isinstance(p, Path) else str(p)  # noqa: E731
+    name = f"{stem(source)}--{stem(driving)}{ext}"
     if out is None:
         return Path("animations") / name
     if out.is_dir() or str(out).endswith(os.sep) or not out.suffix:

@@ -41,6 +41,7 @@ def test_help_does_not_import_torch():
     ("animate", "--vy", "inf"), ("animate", "--max-dim", "-5"), ("animate", "--smooth", "-1"),
     ("animate", "--source-video-smooth", "-1e-7"), ("animate", "--batch-size", "0"),
     ("animate", "--reference-frame", "-1"), ("animate", "--face", "left"), ("animate", "--driving-multiplier", "nan"),
+    ("animate", "--driving-multiplier", "-1"),
     ("live", "--smooth", "0"), ("live", "--smooth", "1.5"), ("live", "--max-frames", "0"),
     ("app", "--port", "70000"), ("app", "--max-upload-mb", "0"), ("benchmark", "--frames", "0"),
     ("crop", "--scale", "-1"), ("animate", "--crop-box", "1,2,3"), ("animate", "--crop-box", "10,10,5,5"),
@@ -59,7 +60,7 @@ def test_out_of_range_options_are_usage_errors(command, option, value, capsys):
 
 @pytest.mark.parametrize(("command", "args"), [
     ("animate", ["--crf", "0", "--scale", "1.7", "--vx", "-0.1", "--max-dim", "0", "--reference-frame", "auto",
-                 "--smooth", "1e-6", "--driving-multiplier", "-0.5", "--face", "2"]),
+                 "--smooth", "1e-6", "--driving-multiplier", "0.5", "--face", "2"]),
     ("live", ["--smooth", "1", "--max-frames", "5"]),
     ("app", ["--port", "0"]),
 ])

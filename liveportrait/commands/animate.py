@@ -58,10 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     motion.add_argument("--absolute", action="store_true",
                         help="copy the driving's pose and expression as they are instead of its motion "
                              "relative to the reference frame")
-    motion.add_argument("--animation-region", choices=("all", "exp", "pose", "lip", "eyes"), default="all")
+    motion.add_argument("--animation-region", choices=("all", "exp", "pose", "lip", "eyes"), default="all",
+                        help="what the driving moves: all, exp (expression only), pose (head only), lip or eyes")
     motion.add_argument("--driving-option", choices=("expression-friendly", "pose-friendly"),
-                        default="expression-friendly")
-    motion.add_argument("--driving-multiplier", type=number(), default=1.0,
+                        default="expression-friendly",
+                        help="expression-friendly scales a driving video's motion to the source's face size; "
+                             "pose-friendly takes it as it is")
+    motion.add_argument("--driving-multiplier", type=number(low=0), default=1.0,
                         help="scale of the motion (larger exaggerates)")
     motion.add_argument("--reference-frame", type=_reference, default=0, metavar="N|auto",
                         help="driving frame taken as neutral; auto picks the frame with eyes open and mouth closed")
@@ -96,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     compute = p.add_argument_group("compute")
     compute.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    compute.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    compute.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                         help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
     compute.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                          help="auto: fp16 on CUDA, fp32 elsewhere")
     compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
@@ -110,8 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_backend_argument(parser) -> None:
     parser.add_argument("--backend", default="auto",
                         choices=("auto", "eager", "fast", "compile", "onnxruntime", "openvino"),
-                        help="how the networks run: auto is fast (exact rewrites, ~1.7-1.9x) on the CPU and eager "
-                             "on a GPU; see 'liveportrait benchmark'")
+                        help="how the networks run: auto is fast (exact rewrites of eager) on the CPU and eager on a "
+                             "GPU; 'liveportrait benchmark' measures them on this machine")
 
 
 def pick_device(name: str) -> str:
@@ -134,20 +138,9 @@ def pick_device(name: str) -> str:
 
 def load_networks(weights: str | None, model_config: str = "released", quiet: bool = False):
     """Networks from the weights search path; the first run without weights downloads them."""
-    from ..errors import WeightsError
-    from ..networks import LivePortraitNetworks, ModelConfig
-    from ..networks.checkpoint import download_weights, locate_weights
+    from ..networks import LivePortraitNetworks
 
-    try:
-        layout = locate_weights(weights)
-    except WeightsError:
-        if weights:
-            raise
-        if not quiet:
-            print("LivePortrait weights not found: downloading them (once) ...", file=sys.stderr)
-        layout = download_weights()
-    nets = LivePortraitNetworks(ModelConfig.named(model_config))
-    return nets.load_layout(layout)
+    return LivePortraitNetworks.from_pretrained(weights, model_config, quiet=quiet)
 
 
 def progress_factory(quiet: bool):
@@ -161,17 +154,21 @@ def progress_factory(quiet: bool):
     return progress
 
 
-def config_from_args(args: argparse.Namespace, device: str):
+def config_from_args(args: argparse.Namespace, device: str = "auto"):
+    """The one config object from the command line; with ``device`` "auto" the compute fields stay
+    unresolved (enough to check the job before torch is imported)."""
+    from ..config import AnimateConfig, MotionOptions
     from ..errors import InputError
-    from ..motion.compose import MotionOptions
-    from ..pipeline import AnimateConfig
-    from ..speed import pick_backend
 
     if args.no_crop and args.crop_box:
         raise InputError("--no-crop and --crop-box cannot be used together")
-    precision = args.precision
-    if precision == "auto":
-        precision = "fp16" if device == "cuda" else "fp32"
+    precision, backend = args.precision, args.backend
+    if device != "auto":
+        from ..speed import pick_backend
+
+        if precision == "auto":
+            precision = "fp16" if device == "cuda" else "fp32"
+        backend = pick_backend(backend, device, precision)
     motion = MotionOptions(
         relative=not args.absolute, region=args.animation_region, driving_option=args.driving_option,
         multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
@@ -184,10 +181,15 @@ def config_from_args(args: argparse.Namespace, device: str):
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
-        backend=pick_backend(args.backend, device, precision))
+        backend=backend)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..plan import plan_job
+
+    # everything that can be wrong with the job is found before torch loads or a network runs
+    plan = plan_job(args.source, args.driving, args.output, config_from_args(args))
+
     from ..pipeline import Pipeline
     from ..pipeline import run as run_pipeline
 
@@ -195,16 +197,22 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, device)
     nets = load_networks(args.weights, args.model_config, args.quiet)
     pipeline = Pipeline(nets, config, progress=progress_factory(args.quiet))
-    result = run_pipeline(args.source, args.driving, args.output, pipeline)
+    result = run_pipeline(args.source, args.driving, args.output, pipeline, plan=plan)
     if not args.quiet:
-        audio = "with sound" if result.has_audio else "no sound"
-        print(f"wrote {result.output} ({result.frames} frame{'s' if result.frames != 1 else ''}, "
-              f"{float(result.fps):g} fps, {audio}, {result.faces} face{'s' if result.faces != 1 else ''}, "
-              f"{result.seconds:.1f} s)")
+        print(f"wrote {result.output} ({summary(result)}, {result.seconds:.1f} s)")
         if result.comparison:
             print(f"comparison: {result.comparison}")
         if result.template:
             print(f"motion template: {result.template}")
-        for note in result.notes:
-            print(note)
+    for note in result.notes:
+        print(note, file=sys.stderr)
     return 0
+
+
+def summary(result) -> str:
+    """'183 frames, 25 fps, with sound, 1 face' for a video; 'still image, 2 faces' for a picture."""
+    faces = f"{result.faces} face{'s' if result.faces != 1 else ''}"
+    if result.still:
+        return f"still image, {faces}"
+    sound = "with sound" if result.has_audio else "no sound"
+    return f"{result.frames} frame{'s' if result.frames != 1 else ''}, {float(result.fps):g} fps, {sound}, {faces}"

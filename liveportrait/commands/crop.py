@@ -134,6 +134,7 @@ def _run_picture(src: Path, image, out_dir: Path, framing, face, box: str | None
     from ..face.cropper import Cropper
     from ..media import write_image
     from ..media._files import make_folder
+    from ..provenance import NOT_GENERATED
 
     cropper = Cropper()
     if box:
@@ -149,7 +150,7 @@ def _run_picture(src: Path, image, out_dir: Path, framing, face, box: str | None
     make_folder(out_dir)
     for i, fc in enumerate(crops):
         name = out_dir / f"{src.stem}_face{i}.png"
-        write_image(name, fc.crop_512)
+        write_image(name, fc.crop_512, stamp=NOT_GENERATED)  # pixels of the user's own picture
         print(f"face {i}: {_describe(fc)} -> {name}")
     return 0
 
@@ -159,6 +160,7 @@ def _run_video(src: Path, reader, out_dir: Path, framing, face, quiet: bool) -> 
     from ..face.cropper import Cropper, VideoFaceTracker
     from ..media import VideoWriter
     from ..media._files import make_folder
+    from ..provenance import NOT_GENERATED
     from .animate import progress_factory
 
     info = reader.info
@@ -176,7 +178,7 @@ def _run_video(src: Path, reader, out_dir: Path, framing, face, quiet: bool) -> 
                 continue  # before the face is first seen: nothing to write
             if writer is None:
                 make_folder(out_dir)
-                writer = VideoWriter(name, info.fps)
+                writer = VideoWriter(name, info.fps, stamp=NOT_GENERATED)  # frames of the user's video
                 first = (index - 1, fc)
             writer.write(fc.crop_512)
     except BaseException:

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     drv.add_argument("--camera", type=number(int, 0), metavar="N", help="camera index for cv2.VideoCapture")
     drv.add_argument("--driving", help="video file, played at its own frame rate in real time")
     p.add_argument("-o", "--output", help="write the result to this video instead of showing a window")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the invisible watermark of -o's video (the 'AI-generated' metadata label stays)")
     p.add_argument("--no-window", action="store_true", help="never open a window (print statistics only)")
     p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after this many rendered frames")
     p.add_argument("--smooth", type=number(above=0, high=1), default=1.0, metavar="ALPHA",
@@ -30,10 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
                    help="track and crop the driving face (auto: when the frames are not square)")
     p.add_argument("--no-paste-back", action="store_true", help="show the animated crop only")
-    p.add_argument("--no-stitching", action="store_true")
+    p.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
     p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
     add_backend_argument(p)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
     p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads")
@@ -115,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
         from fractions import Fraction
 
         from ..media import VideoWriter
+        from ..provenance import Stamp
 
         fps = Fraction(source.fps).limit_denominator(1001)
-        vw = VideoWriter(args.output, fps, crf=18)
+        # the writer labels the file and watermarks every frame (in the writer's thread, not the renderer's)
+        vw = VideoWriter(args.output, fps, crf=18, stamp=Stamp(watermark=not args.no_watermark))
         last = {"i": -1, "frame": None}
 
         def write(item):

@@ -48,6 +48,7 @@ class AudioTrack:
             self._pending: tuple[float, float, object] | None = None
             self._items: Iterator[tuple[float, float, object]] | None = None
             self._fed_samples = 0
+            self.packets = 0  # audio packets muxed into the output so far
             if self.start > 0:
                 self._seek(self.start)
         except BaseException:
@@ -97,7 +98,7 @@ class AudioTrack:
             self._pending = None
         if not self.copy:
             for packet in self._out_stream.encode(None):
-                self._out.mux(packet)
+                self._mux(packet)
 
     def close(self) -> None:
         self._in.close()
@@ -111,7 +112,7 @@ class AudioTrack:
         start, stop, obj = item
         if self.copy:
             obj.stream = self._out_stream
-            self._out.mux(obj)
+            self._mux(obj)
             return
         frame = obj if end is None or stop <= end else _cut(obj, 0, _samples(end - start, obj.sample_rate))
         if frame is None:
@@ -122,7 +123,11 @@ class AudioTrack:
         frame.time_base = _sample_tb(frame.sample_rate)
         self._fed_samples += frame.samples
         for packet in self._out_stream.encode(frame):
-            self._out.mux(packet)
+            self._mux(packet)
+
+    def _mux(self, packet) -> None:
+        self._out.mux(packet)
+        self.packets += 1
 
     # -- sources of items: (start s, end s, packet or frame), times relative to ``start`` ------
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InputError
+from ..provenance import NotGenerated, Stamp, writer_stamp
 from ._files import PathLike, atomic_output, check_input_file, read_head
 
 # 100 megapixels is about 10000x10000; larger images are refused before decoding (decompression bombs)
@@ -244,20 +245,30 @@ def write_image(
     quality: int = 95,
     lossless: bool = False,
     save_kwargs: dict | None = None,
+    stamp: Stamp | NotGenerated | None = None,
 ) -> Path:
     """Write HxWx3 RGB (or HxWx4 RGBA, or HxW gray) uint8 atomically; the format follows the extension.
 
+    Provenance: the picture gets the watermark of ``stamp`` and its "AI-generated with liveportrait"
+    label (PNG iTXt and XMP, JPEG/WEBP XMP, EXIF and comment, TIFF EXIF; BMP has room for no label,
+    only the watermark). ``stamp=None`` (the default) marks with a fresh run id; a
+    ``Stamp(watermark=False)`` writes the label only; ``provenance.NOT_GENERATED`` writes neither and is
+    only for pictures no network produced (a crop of the real photo, say).
+
     Metadata goes into PNG text chunks, the JPEG comment (as JSON) or the WEBP/TIFF EXIF image
-    description (as JSON); BMP has nowhere to keep it, so it is dropped there. ``save_kwargs`` are
-    extra Pillow ``save`` arguments that win over these. JPEG quality 95 is
+    description (as JSON, beside the label); BMP has nowhere to keep it, so it is dropped there.
+    ``save_kwargs`` are extra Pillow ``save`` arguments that win over these. JPEG quality 95 is
     what OpenCV's imwrite (used by the reference) defaults to.
     """
     fmt = _write_format(path)
     pil = _to_pil(image)
     if pil.mode == "RGBA" and fmt in ("JPEG", "BMP"):
         raise InputError(f"{path}: {fmt} cannot store an alpha channel; write .png or .webp instead")
-    kwargs = _save_kwargs(fmt, metadata or {}, quality)
-    kwargs.update(save_kwargs or {})  # e.g. provenance XMP / EXIF prepared by the caller
+    stamp = writer_stamp(stamp)
+    if stamp is not None and stamp.watermark:
+        pil = _to_pil(stamp.mark(np.asarray(pil)))
+    kwargs = _save_kwargs(fmt, metadata or {}, quality, stamp.label if stamp is not None else None)
+    kwargs.update(save_kwargs or {})  # extra Pillow arguments of the caller win
     if lossless and fmt == "WEBP":
         kwargs["lossless"] = True
     with atomic_output(path) as tmp:
@@ -284,24 +295,42 @@ def _to_pil(image: np.ndarray) -> Image.Image:
     raise ValueError(f"write_image expects HxW, HxWx3 or HxWx4 pixels, got shape {a.shape}")
 
 
-def _save_kwargs(fmt: str, metadata: dict[str, object], quality: int) -> dict:
+def _save_kwargs(fmt: str, metadata: dict[str, object], quality: int, label: dict[str, str] | None = None) -> dict:
+    """Pillow ``save`` arguments: quality, the caller's metadata and the provenance label (if any).
+
+    Where both want the same place the label keeps its own: PNG chunks of the label's names, and in
+    the WEBP/TIFF EXIF description the label's text goes into the JSON beside the metadata.
+    """
+    from ..provenance.metadata import label_text, png_info
+    from ..provenance.metadata import save_kwargs as label_kwargs
+
     kwargs: dict = {}
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = quality
+    if label is not None:
+        kwargs.update(label_kwargs(fmt, label))
     if not metadata:
         return kwargs
     if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
+        info = png_info(label) if label is not None else PngImagePlugin.PngInfo()
         for k, v in metadata.items():
+            if label is not None and str(k) in _LABEL_PNG_KEYS:
+                continue
             info.add_itxt(str(k), v if isinstance(v, str) else json.dumps(v))
         kwargs["pnginfo"] = info
     elif fmt == "JPEG":
-        kwargs["comment"] = _encode_metadata_blob(metadata)
+        kwargs["comment"] = _encode_metadata_blob(metadata)  # the label stays in the XMP and the EXIF
     elif fmt in ("WEBP", "TIFF"):
         exif = Image.Exif()
+        if label is not None:
+            exif.load(kwargs["exif"])
+            metadata = {**metadata, "provenance": label_text(label)}
         exif[_EXIF_DESCRIPTION] = _encode_metadata_blob(metadata)
         kwargs["exif"] = exif
     return kwargs
+
+
+_LABEL_PNG_KEYS = frozenset({"Description", "Software", "Creation Time", "XML:com.adobe.xmp"})
 
 
 def _encode_metadata_blob(metadata: dict[str, object]) -> str:

@@ -9,6 +9,14 @@ into place on success; on an exception or ``abort()`` the temp file is deleted, 
 output never exists. Audio from another file is copied or transcoded in step with the frames and
 trimmed to the video. Every frame written is one frame out: no rate conversion, no dropping.
 
+Provenance: every writer here (``VideoWriter``, ``GifWriter``, ``PngSequenceWriter`` and the
+``write_*`` / ``open_writer`` helpers) puts the "AI-generated with liveportrait" label into the file
+and the invisible watermark into every frame itself, from its ``stamp`` argument
+(:class:`liveportrait.provenance.Stamp`, one per run). No stamp (the default) means a fresh one, so
+a caller that forgets it still writes a marked file; ``Stamp(watermark=False)`` (``--no-watermark``)
+keeps the label; ``provenance.NOT_GENERATED`` writes neither and is only for media no network made
+(crops of a real video, test clips).
+
 Odd sizes: yuv420p needs even width and height, so an odd frame is **padded** by repeating its
 last row / column (no pixel is lost; the output is one pixel larger on that side).
 
@@ -19,6 +27,7 @@ players and our reader then invert it exactly (untagged BT.601 renders shifted i
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +38,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, LivePortraitError, OutputError
+from ..provenance import NotGenerated, Stamp, writer_stamp
 from ._audio import AudioTrack, open_audio_track
 from ._files import (
     PathLike,
@@ -250,7 +260,9 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).split(": '")[0]
+    """FFmpeg's reason without the errno and the path: 'Invalid data found when processing input'."""
+    text = getattr(exc, "strerror", None) or str(exc).split(": '")[0]
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", str(text))
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +334,9 @@ class VideoWriter(_AtomicSink):
     ``audio_from``: a file whose first audio stream is copied (re-encoded to AAC if the container
     cannot hold its codec), starting ``audio_start`` seconds in and trimmed to the video duration
     (and to ``audio_limit`` seconds if given). A file without audio simply gives a silent video.
-    ``metadata``: container tags; arbitrary keys survive in MP4/MOV (``use_metadata_tags``).
+    ``metadata``: container tags; arbitrary keys survive in MP4/MOV (``use_metadata_tags``). They are
+    written over the provenance label's tags of the same name (``comment``, ``description``, ...).
+    ``stamp``: the label and watermark (see the module docstring; default: a fresh stamp).
     """
 
     def __init__(
@@ -339,10 +353,12 @@ class VideoWriter(_AtomicSink):
         audio_limit: float | None = None,
         metadata: dict[str, object] | None = None,
         faststart: bool = True,
+        stamp: Stamp | NotGenerated | None = None,
     ):
         self.fps = as_fps(fps)
         muxer = _video_muxer(path)
         _check_encoder(codec)
+        self.stamp = writer_stamp(stamp)
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (width, height) as encoded
         self._codec, self._pix_fmt = codec, pix_fmt
@@ -350,26 +366,38 @@ class VideoWriter(_AtomicSink):
         self._input_shape: tuple[int, ...] | None = None
         self._vstream = None
         self._audio: AudioTrack | None = None
+        self._audio_packets: int | None = None  # audio packets muxed, once the file is complete
         self._out = None
         super().__init__(path, Path(path).suffix)
         try:
             if audio_from is not None:
                 self._audio = open_audio_track(audio_from, muxer, start=audio_start, limit=audio_limit)
             self._out = av.open(str(self._tmp), mode="w", format=muxer, options=_muxer_options(muxer, faststart))
-            _set_metadata(self._out, metadata)
+            _set_metadata(self._out, _with_label(metadata, self.stamp))
         except BaseException:
             self.abort()
             raise
 
     @property
     def has_audio(self) -> bool:
-        return self._audio is not None
+        """Whether the output has sound: while writing, whether ``audio_from`` has an audio stream;
+        after ``close()``, whether audio was muxed into the file (false after ``abort()``)."""
+        if self._audio_packets is not None:
+            return self._audio_packets > 0
+        return self._audio is not None and not self._closed
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._audio_packets = 0  # nothing was written, so no sound either
+        super().abort()
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one HxWx3 uint8 RGB frame; every frame must have the first frame's size."""
         if self._closed:
             raise RuntimeError(f"{self.path}: write() after close()")
         rgb = self._check_frame(frame)
+        if self.stamp is not None:
+            rgb = self.stamp.mark(rgb)
         if self._vstream is None:
             self._start_streams(rgb.shape[1], rgb.shape[0])
         vf = av.VideoFrame.from_ndarray(_pad_even(rgb, self._pix_fmt), format="rgb24")
@@ -424,7 +452,9 @@ class VideoWriter(_AtomicSink):
             self._audio.finish(self.duration)
         self._out.close()
         self._out = None
+        packets = self._audio.packets if self._audio is not None else 0
         self._release()
+        self._audio_packets = packets
 
     def _release(self) -> None:
         if self._audio is not None:
@@ -459,6 +489,15 @@ def _set_metadata(out, metadata: dict[str, object] | None) -> None:
         out.metadata[str(key)] = value if isinstance(value, str) else str(value)
 
 
+def _with_label(metadata: dict[str, object] | None, stamp: Stamp | None) -> dict[str, object]:
+    """The provenance label's container tags, then the caller's tags (which win key by key)."""
+    from ..provenance.metadata import container_tags
+
+    tags: dict[str, object] = dict(container_tags(stamp.label)) if stamp is not None else {}
+    tags.update(metadata or {})
+    return tags
+
+
 def _even_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     if any(tag in pix_fmt for tag in _CHROMA_420):
         return width + width % 2, height + height % 2
@@ -486,6 +525,8 @@ class GifWriter(_AtomicSink):
     Each frame is quantised on its own by Pillow (``method="octree"``: fast; ``"mediancut"``:
     about 30 % smaller error, 6x slower), optionally Floyd-Steinberg dithered, and written with a
     local palette by FFmpeg's GIF encoder. Frame delays are rounded to GIF's 1/100 s without drift.
+    ``stamp``: the label (a GIF comment extension, after ``metadata["comment"]`` if given) and the
+    watermark (in every frame, before quantising); default: a fresh stamp.
     """
 
     def __init__(
@@ -497,13 +538,20 @@ class GifWriter(_AtomicSink):
         method: str = "octree",
         dither: bool = False,
         metadata: dict[str, object] | None = None,
+        stamp: Stamp | NotGenerated | None = None,
     ):
+        from ..provenance.metadata import label_text
+
         self.fps = as_fps(fps)
         self.frames_written = 0
         if method not in _QUANTISERS:
             raise ValueError(f"GIF palette method must be one of {sorted(_QUANTISERS)}, got {method!r}")
         self._method, self._dither = method, dither
-        self._comment = str((metadata or {}).get("comment", "")) or None
+        self.stamp = writer_stamp(stamp)
+        comments = [str((metadata or {}).get("comment", ""))]
+        if self.stamp is not None:
+            comments.append(label_text(self.stamp.label))
+        self._comment = "\n".join(c for c in comments if c) or None
         self._stream = None
         self._out = None
         super().__init__(path, ".gif")
@@ -520,6 +568,8 @@ class GifWriter(_AtomicSink):
         a = np.asarray(frame)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
             raise ValueError(f"GifWriter expects HxWx3 uint8 RGB frames, got {a.dtype} {a.shape}")
+        if self.stamp is not None:
+            a = self.stamp.mark(a)
         if self._stream is None:
             self._stream = self._out.add_stream("gif", rate=self.fps)
             self._stream.width, self._stream.height, self._stream.pix_fmt = a.shape[1], a.shape[0], "pal8"
@@ -580,12 +630,15 @@ class PngSequenceWriter(_AtomicSink):
     """Numbered PNGs (``000000.png`` ...) in a folder that appears complete or not at all.
 
     Frames go into a hidden temp folder beside the target, renamed into place on close; an existing
-    target folder is replaced as a whole.
+    target folder is replaced as a whole. Each PNG carries the label and the watermark of ``stamp``
+    (one run id for the whole sequence; default: a fresh stamp), see ``write_image``.
     """
 
-    def __init__(self, folder: PathLike, *, start: int = 0, digits: int = 6, metadata: dict | None = None):
+    def __init__(self, folder: PathLike, *, start: int = 0, digits: int = 6, metadata: dict | None = None,
+                 stamp: Stamp | NotGenerated | None = None):
         self.frames_written = 0
         self._start, self._digits, self._metadata = start, digits, metadata
+        self.stamp = writer_stamp(stamp)
         final = Path(folder).expanduser().absolute()
         if final.exists() and not final.is_dir():
             raise OutputError(f"{final}: exists and is not a folder")
@@ -604,8 +657,14 @@ class PngSequenceWriter(_AtomicSink):
         if self._closed:
             raise RuntimeError(f"{self.path}: write() after close()")
         name = f"{self._start + self.frames_written:0{self._digits}d}.png"
-        write_image(self._tmp / name, np.asarray(frame), self._metadata)
+        write_image(self._tmp / name, np.asarray(frame), self._metadata, stamp=self._frame_stamp)
         self.frames_written += 1
+
+    @property
+    def _frame_stamp(self) -> Stamp | NotGenerated:
+        from ..provenance import NOT_GENERATED
+
+        return self.stamp if self.stamp is not None else NOT_GENERATED
 
     def close(self) -> Path:
         if self._closed:
@@ -626,7 +685,8 @@ class PngSequenceWriter(_AtomicSink):
 
 
 def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: Fraction | float | int, **kwargs) -> int:
-    """Encode an iterable of RGB frames with ``VideoWriter``; returns the number of frames."""
+    """Encode an iterable of RGB frames with ``VideoWriter`` (``stamp`` and all options go to it); returns the
+    number of frames."""
     with VideoWriter(path, fps, **kwargs) as writer:
         return writer.write_all(frames)
 
@@ -639,17 +699,20 @@ def write_gif(
     loop: int = 0,
     method: str = "octree",
     dither: bool = False,
+    stamp: Stamp | NotGenerated | None = None,
 ) -> int:
-    """Stream an iterable of RGB frames into an animated GIF; returns the number of frames."""
-    with GifWriter(path, fps, loop=loop, method=method, dither=dither) as writer:
+    """Stream an iterable of RGB frames into an animated GIF (marked by ``stamp``); returns the number of frames."""
+    with GifWriter(path, fps, loop=loop, method=method, dither=dither, stamp=stamp) as writer:
         for frame in frames:
             writer.write(frame)
         return writer.frames_written
 
 
-def write_png_sequence(folder: PathLike, frames: Iterable[np.ndarray], *, start: int = 0, digits: int = 6) -> int:
-    """Write frames as numbered PNGs into ``folder`` (atomically, as a whole); returns the count."""
-    with PngSequenceWriter(folder, start=start, digits=digits) as writer:
+def write_png_sequence(folder: PathLike, frames: Iterable[np.ndarray], *, start: int = 0, digits: int = 6,
+                       stamp: Stamp | NotGenerated | None = None) -> int:
+    """Write frames as numbered PNGs into ``folder`` (atomically, as a whole, marked by ``stamp``); returns the
+    count."""
+    with PngSequenceWriter(folder, start=start, digits=digits, stamp=stamp) as writer:
         for frame in frames:
             writer.write(frame)
         return writer.frames_written
@@ -658,14 +721,15 @@ def write_png_sequence(folder: PathLike, frames: Iterable[np.ndarray], *, start:
 def open_writer(path: PathLike, fps: Fraction | float | int, **kwargs):
     """The writer an output path asks for: ``.gif`` GIF, no extension a PNG folder, else a video.
 
-    Options a writer does not take (``audio_from`` for a GIF, say) are dropped with a log line.
+    Options a writer does not take (``audio_from`` for a GIF, say) are dropped with a log line;
+    ``stamp`` goes to every writer (default: a fresh stamp, so the output is marked).
     """
     p = Path(path)
     ext = p.suffix.lower()
     if ext == ".gif":
-        return GifWriter(p, fps, **_only(kwargs, ("loop", "method", "dither")))
+        return GifWriter(p, fps, **_only(kwargs, ("loop", "method", "dither", "metadata", "stamp")))
     if ext == "" or p.is_dir():
-        return PngSequenceWriter(p, **_only(kwargs, ("start", "digits", "metadata")))
+        return PngSequenceWriter(p, **_only(kwargs, ("start", "digits", "metadata", "stamp")))
     return VideoWriter(p, fps, **kwargs)
 
 

@@ -59,14 +59,36 @@ class LivePortraitNetworks(nn.Module):
         return self.eval()
 
     @classmethod
-    def from_pretrained(cls, weights: str | os.PathLike | None = None, config: ModelConfig | None = None,
-                        animal: bool = False, locate: bool = True) -> "LivePortraitNetworks":
-        """Load from a weights folder (released layout, .pth or .safetensors).
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, config: ModelConfig | str | None = None,
+                        animal: bool = False, locate: bool = True, download: bool = True,
+                        quiet: bool = False) -> "LivePortraitNetworks":
+        """The one loader: a weights folder (released layout, .pth or .safetensors) or the Hub's.
 
-        With ``locate`` the folder is searched as the CLI does (``weights``, then $LIVEPORTRAIT_WEIGHTS,
-        then the user cache); otherwise ``weights`` is taken as is.
+        ``weights``: a folder, the Hub repository id ``KwaiVGI/LivePortrait`` (downloaded into the user
+        cache once), or None for the search path (``$LIVEPORTRAIT_WEIGHTS``, then the user cache,
+        downloading there when nothing is found and ``download`` is on). With ``locate`` off,
+        ``weights`` is taken as the folder as is. Offline, the error says what to copy where.
         """
-        layout = locate_weights(weights, animal) if locate else resolve_layout(weights, animal)
+        import sys
+
+        from ..errors import WeightsError
+        from .checkpoint import HUB_REPO_ID, download_weights
+
+        if str(weights) == HUB_REPO_ID:
+            weights = None
+        if not locate:
+            layout = resolve_layout(weights, animal)
+        else:
+            try:
+                layout = locate_weights(weights, animal)
+            except WeightsError:
+                if weights or not download:
+                    raise
+                if not quiet:
+                    print("LivePortrait weights not found: downloading them (once) ...", file=sys.stderr)
+                layout = download_weights(animal=animal)
+        if isinstance(config, str):
+            config = ModelConfig.named(config)
         with torch.device("cpu"):
             nets = cls(config)
         return nets.load_layout(layout)

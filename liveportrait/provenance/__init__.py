@@ -6,9 +6,24 @@ Two independent marks go into every image, gif and video that liveportrait write
 * an invisible watermark in the pixels (:mod:`.watermark`) carrying the tool id and the run id,
   which survives re-encoding, resizing to half size and cropping.
 
-``liveportrait verify FILE`` reports both (:func:`liveportrait.provenance.verify.verify`).  Writers use :class:`Stamp`::
+``liveportrait verify FILE`` reports both (:func:`liveportrait.provenance.verify.verify`).
 
-    stamp = Stamp(watermark=not args.no_watermark)     # one per run
+The writers of :mod:`liveportrait.media` apply both themselves (``write_image``, ``VideoWriter``,
+``GifWriter``, ``PngSequenceWriter``, ``open_writer``, ``write_video``, ...): a command only says which
+:class:`Stamp` (one per run, so that every file of the run has the same run id) and never marks a
+frame itself::
+
+    stamp = Stamp(watermark=not args.no_watermark)     # one per run; --no-watermark keeps the label
+    with VideoWriter(path, fps, stamp=stamp) as out:   # label in the container, watermark in each frame
+        ...
+    write_image(path, frame, stamp=stamp)
+
+A writer given no stamp (``stamp=None``, the default) makes a fresh one: label and watermark with a
+new run id, so forgetting the argument still gives a marked file.  ``stamp=NOT_GENERATED`` writes
+neither; it is only for media that no network produced (crops of a real photo, test patterns).
+
+For code that writes files without those writers, :class:`Stamp` also has the pieces::
+
     frame = stamp.mark(frame)                           # every RGB uint8 frame, before encoding
     image.save(path, **stamp.save_kwargs("png"))        # images: PNG, JPEG, GIF, WebP
     container = av.open(path, "w", options=stamp.container_options("mp4"))
@@ -23,6 +38,8 @@ from .metadata import container_options, label, read_metadata, save_kwargs, tag_
 from .watermark import Detection, Watermarker, detect, detect_frames, new_run_id
 
 __all__ = [
+    "NOT_GENERATED",
+    "NotGenerated",
     "Detection",
     "Stamp",
     "Watermarker",
@@ -32,6 +49,7 @@ __all__ = [
     "label",
     "new_run_id",
     "read_metadata",
+    "writer_stamp",
 ]
 
 
@@ -64,6 +82,39 @@ class Stamp:
 
     def tag(self, container) -> None:
         tag_container(container, self.label)
+
+
+class NotGenerated:
+    """The type of :data:`NOT_GENERATED`, a single marker (compare with ``is``)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_GENERATED"
+
+    def __reduce__(self):
+        return "NOT_GENERATED"
+
+
+NOT_GENERATED = NotGenerated()
+"""Pass as a writer's ``stamp`` to write neither label nor watermark: only for media no network made."""
+
+
+def writer_stamp(stamp: Stamp | NotGenerated | None) -> Stamp | None:
+    """The stamp a writer applies: a fresh one (label and watermark, new run id) for ``None``,
+    nothing (``None``) for :data:`NOT_GENERATED`, else the stamp given."""
+    if stamp is None:
+        return Stamp()
+    if stamp is NOT_GENERATED:
+        return None
+    if not isinstance(stamp, Stamp):
+        raise TypeError(f"stamp must be a provenance.Stamp, None (mark) or NOT_GENERATED, got {stamp!r}")
+    return stamp
 
 
 def add_cli_arguments(parser) -> None:

@@ -103,15 +103,14 @@ def _synthetic_networks(config_name: str):
 def load_networks(weights: str | None, config_name: str = "released"):
     """(networks, note): released weights when found, else synthetic random weights of the config."""
     from ..errors import WeightsError
-    from ..networks import LivePortraitNetworks, ModelConfig
+    from ..networks import LivePortraitNetworks
     from ..networks.checkpoint import locate_weights
 
     if weights != "synthetic":
         try:
-            layout = locate_weights(weights)
-            nets = LivePortraitNetworks(ModelConfig.named(config_name)).load_layout(layout)
-            return nets, f"weights: {layout.root if hasattr(layout, 'root') else weights}"
-        except (WeightsError, FileNotFoundError):
+            nets = LivePortraitNetworks.from_pretrained(weights, config_name, download=False)
+            return nets, f"weights: {locate_weights(weights).base_dir.parent}"
+        except WeightsError:
             if weights:
                 raise
     return _synthetic_networks(config_name), (f"weights: synthetic random ({config_name} config): "

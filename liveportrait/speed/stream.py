@@ -92,8 +92,11 @@ class BackgroundWriter:
 
 
 def animate_stream(anim, src, driving: Path, output: Path, paste=None, canvas=None, limit: int | None = None,
-                   threaded: bool = True, options=None) -> int:
-    """Decode ``driving`` (already framed), animate ``src`` with it, paste, encode. Returns frames."""
+                   threaded: bool = True, options=None, stamp=None) -> int:
+    """Decode ``driving`` (already framed), animate ``src`` with it, paste, encode. Returns frames.
+
+    The output is labelled and watermarked by the writer (``stamp``; default: a fresh one), as every
+    output of ``animate`` is, so the benchmark's end-to-end figure includes the mark."""
     from ..animator import to_uint8
     from ..media import VideoReader, VideoWriter
     from ..motion.compose import MotionOptions
@@ -101,7 +104,7 @@ def animate_stream(anim, src, driving: Path, output: Path, paste=None, canvas=No
 
     options = options or MotionOptions()
     reader = VideoReader(driving)
-    writer = VideoWriter(output, reader.info.fps, crf=18)
+    writer = VideoWriter(output, reader.info.fps, crf=18, stamp=stamp)
 
     def finish(out512):
         frame = paste(out512, canvas) if paste is not None else out512

@@ -52,7 +52,7 @@ def load_networks(cfg: TrainConfig, folder: str | None) -> LivePortraitNetworks:
     if layout.missing():
         raise InputError(f"{folder}: not a weights folder (missing {', '.join(str(p) for p in layout.missing())}); "
                          "give the folder stage 1 exported (OUT_DIR/weights) or the released weights")
-    return LivePortraitNetworks(mc).load_layout(layout)
+    return LivePortraitNetworks.from_pretrained(folder, mc, locate=False)
 
 
 class MetricLogger:

@@ -13,6 +13,9 @@ from PIL import Image
 
 from liveportrait.errors import InputError
 from liveportrait.media import image as im
+from liveportrait.provenance import Stamp, read_metadata
+
+LABEL_ONLY = Stamp(watermark=False)  # the label in the metadata, the pixels untouched
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -31,10 +34,12 @@ def _bomb_png(path: Path, w: int, h: int) -> Path:
 def test_lossless_roundtrip(tmp_path, gradient, no_leftovers, ext):
     rgb = gradient(37, 53, 3)
     kwargs = {"lossless": True} if ext == ".webp" else {}
-    path = im.write_image(tmp_path / f"a{ext}", rgb, **kwargs)
+    path = im.write_image(tmp_path / f"a{ext}", rgb, stamp=LABEL_ONLY, **kwargs)
     back = im.read_image(path)
     assert back.shape == rgb.shape and back.dtype == np.uint8
     assert np.array_equal(back, rgb)
+    if ext != ".bmp":  # BMP has no place for text
+        assert read_metadata(path)["run_id"] == LABEL_ONLY.run_id
     no_leftovers(tmp_path)
 
 
@@ -68,7 +73,7 @@ def test_exif_orientation_applied(tmp_path):
 
 def test_alpha_kept_apart(tmp_path, gradient):
     rgba = np.dstack([gradient(12, 10), np.arange(120, dtype=np.uint8).reshape(12, 10)])
-    path = im.write_image(tmp_path / "a.png", rgba)
+    path = im.write_image(tmp_path / "a.png", rgba, stamp=LABEL_ONLY)
     rgb, alpha = im.read_image_with_alpha(path)
     assert rgb.shape == (12, 10, 3) and np.array_equal(rgb, rgba[..., :3])
     assert np.array_equal(alpha, rgba[..., 3])

@@ -11,6 +11,10 @@ from PIL import Image
 
 from liveportrait.errors import InputError
 from liveportrait.media import video as vid
+from liveportrait.provenance import Stamp
+from tests.conftest import requires
+
+LABEL_ONLY = Stamp(watermark=False)  # these tests look at the codec's fidelity, not at the watermark
 
 
 def _streams(path):
@@ -67,9 +71,7 @@ def test_reader_is_single_pass_and_timed(examples_dir):
     assert times[0] == 0 and times[1] == pytest.approx(0.04) and times[-1] == pytest.approx(77 * 0.04)
 
 
-@pytest.mark.skipif(
-    not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="PyAV too old to write rotation"
-)
+@requires(hasattr(av.video.stream.VideoStream, "set_display_rotation"), "PyAV too old to write rotation")
 def test_rotation_metadata_applied(tmp_path):
     path = tmp_path / "rot.mp4"
     with av.open(str(path), "w") as c:
@@ -201,7 +203,7 @@ def test_exception_inside_with_leaves_nothing(tmp_path, examples_dir, gradient, 
 def test_ntsc_rate_and_odd_size(tmp_path, gradient):
     out = tmp_path / "ntsc.mp4"
     frames = [gradient(33, 47, i) for i in range(45)]
-    with vid.VideoWriter(out, 29.97) as w:  # a float 29.97 is snapped to 30000/1001
+    with vid.VideoWriter(out, 29.97, stamp=LABEL_ONLY) as w:  # a float 29.97 is snapped to 30000/1001
         w.write_all(frames)
         assert w.fps == Fraction(30000, 1001) and w.size == (48, 34)
     info = vid.probe(out)
@@ -253,7 +255,7 @@ def test_bad_output_paths(tmp_path, gradient):
 
 def test_gif(tmp_path, gradient, no_leftovers):
     frames = [gradient(40, 48, i) for i in range(12)]
-    n = vid.write_gif(tmp_path / "a.gif", iter(frames), 25)
+    n = vid.write_gif(tmp_path / "a.gif", iter(frames), 25, stamp=LABEL_ONLY)
     assert n == 12
     with Image.open(tmp_path / "a.gif") as g:
         assert g.n_frames == 12 and g.size == (48, 40) and g.info.get("loop") == 0
@@ -274,7 +276,7 @@ def test_gif(tmp_path, gradient, no_leftovers):
 
 def test_png_sequence(tmp_path, gradient, no_leftovers):
     frames = [gradient(10, 12, i) for i in range(4)]
-    assert vid.write_png_sequence(tmp_path / "seq", frames) == 4
+    assert vid.write_png_sequence(tmp_path / "seq", frames, stamp=LABEL_ONLY) == 4
     names = sorted(p.name for p in (tmp_path / "seq").iterdir())
     assert names == ["000000.png", "000001.png", "000002.png", "000003.png"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "seq" / "000002.png")), frames[2])
@@ -294,3 +296,23 @@ def test_open_writer_dispatch(tmp_path):
         assert isinstance(w, cls)
         w.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_has_audio_still_answers_after_close(tmp_path, examples_dir, gradient):
+    """``has_audio`` says whether the finished file has sound (it used to turn false on close)."""
+    drv = examples_dir / "driving"
+    cases = {"sound": (drv / "d12.mp4", 0.0), "silent source": (drv / "d0.mp4", 0.0),
+             "audio starts after its end": (drv / "d12.mp4", 100.0)}
+    result = {}
+    for name, (src, start) in cases.items():
+        out = tmp_path / f"{name}.mp4"
+        with vid.VideoWriter(out, 25, audio_from=src, audio_start=start) as w:
+            for i in range(10):
+                w.write(gradient(64, 64, i))
+        result[name] = (w.has_audio, "audio" in _streams(out)[0])
+    assert result == {"sound": (True, True), "silent source": (False, False),
+                      "audio starts after its end": (False, False)}
+    w = vid.VideoWriter(tmp_path / "aborted.mp4", 25, audio_from=drv / "d12.mp4")
+    w.write(gradient(64, 64))
+    w.abort()
+    assert not w.has_audio and not (tmp_path / "aborted.mp4").exists()

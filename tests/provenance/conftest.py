@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import av
+import cv2
 import numpy as np
 import pytest
-
-av = pytest.importorskip("av")
-cv2 = pytest.importorskip("cv2")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 
 def square(rgb: np.ndarray, size: int = 512) -> np.ndarray:
