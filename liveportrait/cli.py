@@ -7,10 +7,14 @@ happen inside the command functions so that ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
+from .commands import ArgumentParser
 from .errors import LivePortraitError
 
 # module path of each subcommand, relative to this package; each module defines
@@ -34,12 +38,13 @@ REUSE_MEMORY = {"animate", "live", "app"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="liveportrait",
         description="Animate a portrait photo or video with a driving video, image or motion template.",
     )
     parser.add_argument("--version", action="version", version=f"liveportrait {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # every subcommand's parser (and theirs) is an ArgumentParser too: one-line usage errors everywhere
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in SUBCOMMANDS:
         try:
             module = importlib.import_module(f".{name}", __package__)
@@ -62,13 +67,50 @@ def main(argv: list[str] | None = None) -> int:
 
         tune_allocator()
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_interrupt():
+            return int(args.func(args) or 0)
     except LivePortraitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Stopped as exc:
+        print(f"stopped ({signal.Signals(exc.signum).name})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, SIGHUP): unwinds like Ctrl-C, so every writer
+    deletes its partial file on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+    """Turn SIGTERM and SIGHUP (``kill``, ``timeout``, a closed terminal) into ``Stopped`` in the main
+    thread; a second signal during the clean-up is ignored so that the clean-up finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.getsignal(getattr(signal, n)) for n in names}
+
+    def stop(signum, frame):
+        for n in names:
+            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        raise Stopped(signum)
+
+    for n in names:
+        signal.signal(getattr(signal, n), stop)
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,9 @@ class UnsafeFileError(InputError):
     """A file would execute code or smuggle objects when loaded (a hostile pickle)."""
 
     exit_code = 5
+
+
+class MissingExtraError(LivePortraitError):
+    """A command needs an optional part of the install (a pip extra) that is not installed."""
+
+    exit_code = 7

@@ -8,6 +8,8 @@ frame out, written to a temporary file that is renamed only when everything succ
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import time
@@ -29,7 +31,7 @@ from .motion.compose import (
     finish_keypoints,
     smooth_motion,
 )
-from .plan import JobPlan, default_output, output_kind, plan_job  # noqa: F401 - re-exported
+from .plan import STILL_FPS, JobPlan, MediaInput, default_output, output_kind, plan_job  # noqa: F401
 from .provenance import Stamp
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class DrivingMotion:
     is_video: bool
     path: Path | None = None
     has_audio: bool = False
+    source: MediaInput | None = None  # what it was extracted from (for the comparison's driving panel)
 
     @property
     def motion(self) -> Motion:
@@ -124,6 +127,39 @@ def side_by_side(panels: Sequence[np.ndarray], height: int = 512) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
+@dataclass(frozen=True)
+class FramesInfo:
+    """What a frame stream says about itself: rate, frame count (estimate or None), display size."""
+
+    fps: Fraction
+    frame_count: int | None
+    width: int
+    height: int
+
+
+def _name(video) -> str:
+    return str(video.path or video.name) if isinstance(video, MediaInput) else str(video)
+
+
+@contextlib.contextmanager
+def open_frames(video) -> Iterator[tuple[FramesInfo, Iterator[np.ndarray]]]:
+    """(info, frames) of a video: a file (decoded lazily) or a ``MediaInput`` with a path or frames in memory."""
+    path = video.path if isinstance(video, MediaInput) else Path(video)
+    if path is not None:
+        from .media import VideoReader
+
+        with VideoReader(path) as reader:
+            i = reader.info
+            yield FramesInfo(i.fps, i.frame_count, i.width, i.height), iter(reader)
+        return
+    frames = iter(video.sequence) if isinstance(video.sequence, (list, tuple)) else video.sequence
+    first = next(frames, None)
+    if first is None:
+        raise InputError("the video frames are empty")
+    h, w = first.shape[:2]
+    yield FramesInfo(video.fps or STILL_FPS, video.frames, w, h), itertools.chain([first], frames)
+
+
 # ---------------------------------------------------------------------------------------------------
 # the pipeline
 
@@ -152,24 +188,22 @@ class Pipeline:
 
     # -- driving: pass 1 ------------------------------------------------------------------------------
 
-    def load_driving(self, path: str | os.PathLike, template=None) -> DrivingMotion:
-        """Pass 1 of a driving: its motion; ``template`` when the plan has loaded it already."""
-        from .media import is_image, is_template, is_video, load_template, probe
+    def load_driving(self, driving) -> DrivingMotion:
+        """Pass 1 of a driving (a path or a planned ``MediaInput``): its motion, extracted once."""
+        from .plan import as_input
 
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        if template is not None or is_template(path):
-            tpl = template if template is not None else load_template(path)
-            return DrivingMotion(tpl, is_video=tpl.n_frames > 1, path=path)
-        if is_video(path):
-            info = probe(path)
-            return DrivingMotion(self.video_motion(path, info), is_video=True, path=path, has_audio=info.has_audio)
-        if is_image(path):
+        d = driving if isinstance(driving, MediaInput) else as_input(driving, "driving")
+        if d.kind == "template":
+            return DrivingMotion(d.template, is_video=d.is_video, path=d.path, source=d)
+        if d.kind == "video":
+            return DrivingMotion(self.video_motion(d), is_video=True, path=d.path, has_audio=d.has_audio, source=d)
+        if d.image is not None:
+            image = d.image
+        else:
             from .media import read_image
 
-            return DrivingMotion(self.image_motion(read_image(path)), is_video=False, path=path)
-        raise InputError(f"{path}: not an image, a video or a motion template")
+            image = read_image(d.path)
+        return DrivingMotion(self.image_motion(image), is_video=False, path=d.path, source=d)
 
     def _driving_crop_256(self, frame: np.ndarray, tracker) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The network input for a driving frame, and its eye and lip ratios when a face is found."""
@@ -190,16 +224,17 @@ class Pipeline:
             raise InputError("--crop-driving must be auto, always or never")
         return mode == "always" or (mode == "auto" and width != height)
 
-    def video_motion(self, path: Path, info=None) -> "MotionTemplate":  # noqa: F821
-        """Motion of every frame of a video, streamed (``M`` in batches, frames dropped at once)."""
+    def video_motion(self, video) -> "MotionTemplate":  # noqa: F821
+        """Motion of every frame of a video (a path or a ``MediaInput``), streamed (``M`` in batches,
+        frames dropped at once)."""
         from .face.cropper import VideoFaceTracker
-        from .media import TemplateBuilder, VideoReader
+        from .media import TemplateBuilder
 
-        with VideoReader(path) as reader:
-            info = reader.info
+        with open_frames(video) as (info, reader):
             tracker = (VideoFaceTracker(self.cropper, preset="driving", fps=float(info.fps))
                        if self._wants_driving_crop(info.width, info.height) else None)
-            builder = TemplateBuilder(info.fps, meta={"source": path.name})
+            name = video.name if isinstance(video, MediaInput) else Path(video).name
+            builder = TemplateBuilder(info.fps, meta={"source": name})
             batch: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
             for frame in self._progress(reader, info.frame_count, "driving motion"):
                 batch.append(self._driving_crop_256(frame, tracker))
@@ -209,7 +244,7 @@ class Pipeline:
             if batch:
                 self._append_motion(builder, batch)
         if len(builder) == 0:
-            raise InputError(f"{path}: video has no frames")
+            raise InputError(f"{name}: video has no frames")
         return builder.build()
 
     def image_motion(self, image: np.ndarray) -> "MotionTemplate":  # noqa: F821
@@ -314,16 +349,13 @@ class Pipeline:
                              "--face N")
         return self.source_video_motions(path, limit)[0]
 
-    def source_video_motions(self, path: Path, limit: int | None) -> list[dict]:
-        """Pass 1 over a source video: one record per followed face (every face of the first frame for
-        ``--face all``), each with per-frame crop matrices, motion and ratios. One decode; the motion
-        extractor runs every 16 frames, so memory does not grow with the crops."""
-        from .media import VideoReader
-
+    def source_video_motions(self, path, limit: int | None) -> list[dict]:
+        """Pass 1 over a source video (a path or a ``MediaInput``): one record per followed face (every
+        face of the first frame for ``--face all``), each with per-frame crop matrices, motion and
+        ratios. One decode; the motion extractor runs every 16 frames, so memory does not grow."""
         cfg = self.config
         tracks: list[_SourceTrack] | None = None
-        with VideoReader(path) as reader:
-            info = reader.info
+        with open_frames(path) as (info, reader):
             total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)
             for i, frame in enumerate(self._progress(reader, total, "source motion")):
                 if limit is not None and i >= limit:
@@ -340,11 +372,11 @@ class Pipeline:
                         fc = track.tracker.update(frame)
                     track.add(fc, frame)
         if tracks is None:
-            raise InputError(f"{path}: video has no frames")
+            raise InputError(f"{_name(path)}: video has no frames")
         if cfg.crop == "auto" and all(m is None for m in tracks[0].m_o2c):
             from .errors import NoFaceError
 
-            raise NoFaceError(f"{path}: no human face was found in the source video; "
+            raise NoFaceError(f"{_name(path)}: no human face was found in the source video; "
                               "give its position with --crop-box x0,y0,x1,y1")
         return [track.record(info) for track in tracks]
 
@@ -409,12 +441,11 @@ class Pipeline:
         followed face, paste them all back."""
         from .face import geometry
         from .face.mask import PasteBack
-        from .media import VideoReader
 
         srcs, x_ds = ([src], [x_d]) if isinstance(src, dict) else (list(src), list(x_d))
         cfg, anim = self.config, self.animator
         n = min(len(x) for x in x_ds)
-        with VideoReader(path) as reader:
+        with open_frames(path) as (_, reader):
             for i, frame in enumerate(reader):
                 if i >= n:
                     break
@@ -483,78 +514,111 @@ class _SourceTrack:
 # the whole job
 
 
-def run(source: str | os.PathLike, driving: str | os.PathLike | Sequence[str | os.PathLike],
-        output: str | os.PathLike | None, pipeline: Pipeline, plan: JobPlan | None = None) -> AnimationResult:
+def run(source, driving, output: str | os.PathLike | None, pipeline: Pipeline,
+        plan: JobPlan | None = None) -> AnimationResult:
     """Animate ``source`` with ``driving`` (one, or one per face) and write the result atomically.
 
     The job is checked first (``plan_job``: inputs, options, output location) unless a checked
     ``plan`` is given; a run that fails leaves neither a partial file nor a folder it created."""
-    from .media._files import remove_new_folders_on_error
-
     plan = plan or plan_job(source, driving, output, pipeline.config)
-    with remove_new_folders_on_error(*plan.paths_written):
-        return _execute(plan, pipeline)
+    return write(render(plan, pipeline), plan, pipeline)
 
 
-def _execute(plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
-    from .media import read_image, save_template
+@dataclass
+class Rendering:
+    """A job's frames, produced lazily as they are iterated, and what writing them needs."""
 
-    t0 = time.perf_counter()
+    frames: Iterator  # frames, or (frame, comparison panel) pairs when ``comparison``
+    fps: Fraction
+    total: int  # frames that will come
+    faces: int
+    audio: Path | None  # the file whose sound goes with the frames
+    still: bool  # one picture
+    template: "MotionTemplate | None"  # noqa: F821 - the main driving's motion
+    crops: list  # per face of a photo source: its FaceCrop (None where not cropped)
+    comparison: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
+    """Pass 1 (driving and source motion, source preparation) now; pass 2 (the frames) lazily."""
     cfg = pipeline.config
-    source, source_is_video = plan.source, plan.source_kind == "video"
-    drivings = [pipeline.load_driving(d.path, d.template) for d in plan.drivings]
+    src, source_is_video = plan.src, plan.src.kind == "video"
+    drivings = [pipeline.load_driving(d) for d in plan.drivings]
     main = drivings[0]
-    image_output, out_path, kind = plan.image_output, plan.output, plan.output_kind
-    notes: list[str] = list(plan.notes)
-
+    crops: list = []
     if source_is_video:
-        src_info = plan.source_info
         video_drivings = [len(d) for d in drivings if d.is_video]
         limit = min(video_drivings) if video_drivings else None
-        srcs = pipeline.source_video_motions(source, limit)
+        srcs = pipeline.source_video_motions(src, limit)
         _check_driving_count(len(drivings), len(srcs))
-        x_ds = [pipeline.video_keypoints(src, drivings[i if len(drivings) > 1 else 0]) for i, src in enumerate(srcs)]
-        frames = pipeline.animate_video(source, srcs, x_ds)
-        fps, total, n_faces = src_info.fps, min(len(x) for x in x_ds), len(srcs)
-        audio_candidates = [main.path if main.has_audio else None, source if src_info.has_audio else None]
+        x_ds = [pipeline.video_keypoints(s, drivings[i if len(drivings) > 1 else 0]) for i, s in enumerate(srcs)]
+        frames = pipeline.animate_video(src, srcs, x_ds)
+        total, n_faces = min(len(x) for x in x_ds), len(srcs)
+        audio_candidates = [main.path if main.has_audio else None, src.path if src.has_audio else None]
     else:
-        image = limit_size(read_image(source), cfg.source_max_dim)
+        image = src.image
+        if image is None:
+            from .media import read_image
+
+            image = read_image(src.path)
+        image = limit_size(image, cfg.source_max_dim)
         faces = pipeline.prepare_image(image)
         _check_driving_count(len(drivings), len(faces))
+        crops = [f.crop for f in faces]
         frames = pipeline.animate_image(image, faces, drivings)
-        fps = plan.fps
         total, n_faces = max(len(d) for d in drivings), len(faces)
         audio_candidates = [main.path if main.has_audio else None, None]
     if cfg.audio_from == "source":
         audio_candidates.reverse()
     audio = next((a for a in audio_candidates if a is not None), None)
-
-    comparison_path = plan.comparison
-    if comparison_path is not None:
+    if cfg.comparison:
         panel = None if source_is_video else _source_panel(faces, image)
         frames = _with_comparison(frames, main, panel)
+    return Rendering(frames, plan.fps, 1 if plan.image_output else total, n_faces, audio, plan.image_output,
+                     main.template if main.is_video else None, crops, cfg.comparison, list(plan.notes))
 
+
+def write(rendering: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
+    """Stream a rendering into ``plan``'s output (and comparison, and motion template) atomically;
+    a failure leaves no partial file and no folder this made."""
+    from .media._files import remove_new_folders_on_error
+
+    if plan.output is None:
+        raise ValueError("the plan has no output: plan_job(..., decide_output=True) or plan.with_output(path)")
+    t0 = time.perf_counter()
+    with remove_new_folders_on_error(*plan.paths_written):
+        result = _write_outputs(rendering, plan, pipeline)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _write_outputs(r: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
+    from .media import save_template
+
+    cfg = pipeline.config
+    out_path, comparison_path = plan.output, plan.comparison if r.comparison else None
     stamp = Stamp(watermark=cfg.watermark)
-    if image_output:
+    if r.still:
         from .media import write_image
 
-        frame = next(iter(frames))
-        if comparison_path is not None:
+        frame = next(iter(r.frames))
+        if r.comparison:
             frame, concat = frame
-            write_image(comparison_path, concat, stamp=stamp)  # the writers put the label and the watermark
+            if comparison_path is not None:
+                write_image(comparison_path, concat, stamp=stamp)  # the writers put the label and the watermark
         write_image(out_path, frame, stamp=stamp)
-        result = AnimationResult(out_path, 1, fps, n_faces, False, None, comparison_path)
+        result = AnimationResult(out_path, 1, r.fps, r.faces, False, None, comparison_path)
     else:
-        written, has_audio = _write_video(out_path, kind, frames, fps, total, audio, pipeline, stamp,
-                                          comparison_path)
-        result = AnimationResult(out_path, written, fps, n_faces, has_audio, None, comparison_path)
-    if plan.template is not None:
+        written, has_audio = _write_video(out_path, plan.output_kind, r.frames, r.fps, r.total, r.audio, pipeline,
+                                          stamp, comparison_path, paired=r.comparison)
+        result = AnimationResult(out_path, written, r.fps, r.faces, has_audio, None, comparison_path)
+    if plan.template is not None and r.template is not None:
         # the driving's motion, reusable without its faces (written only once the output exists)
         result.template = plan.template
-        save_template(result.template, main.template)
-    result.seconds = time.perf_counter() - t0
-    result.notes = notes
-    result.still = image_output
+        save_template(result.template, r.template)
+    result.notes = list(r.notes)
+    result.still = r.still
     return result
 
 
@@ -571,28 +635,22 @@ def _source_panel(faces: list[SourceFace], image: np.ndarray) -> np.ndarray:
 
 def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
                      source_panel: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pair each result with a side-by-side [driving | source | result] panel."""
-    from .media import is_video, read_image
+    """Pair each result with a side-by-side [driving | source | result] panel (no driving panel for a
+    template, or for driving frames that could be read only once)."""
+    d = driving.source
+    with contextlib.ExitStack() as stack:
+        drv_iter, last = None, None
+        if d is not None and d.kind == "video" and (d.path is not None or isinstance(d.sequence, (list, tuple))):
+            _, drv_iter = stack.enter_context(open_frames(d))
+        elif d is not None and d.kind == "image":
+            from .media import read_image
 
-    reader = None
-    still = None
-    if driving.path is not None and is_video(driving.path):
-        from .media import VideoReader
-
-        reader = VideoReader(driving.path)
-    elif driving.path is not None and not driving.is_video and not str(driving.path).endswith((".pkl", ".npz")):
-        still = read_image(driving.path)
-    drv_iter = iter(reader) if reader is not None else None
-    last = still
-    try:
+            last = d.image if d.image is not None else read_image(d.path)
         for frame in frames:
             if drv_iter is not None:
                 last = next(drv_iter, last)
             panels = [p for p in (last, source_panel) if p is not None] + [frame]
             yield frame, side_by_side(panels)
-    finally:
-        if reader is not None:
-            reader.close()
 
 
 def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: AnimateConfig, stamp: Stamp):
@@ -607,10 +665,11 @@ def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: 
 
 
 def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: int, audio: Path | None,
-                 pipeline: Pipeline, stamp: Stamp, comparison: Path | None = None) -> tuple[int, bool]:
-    """Stream frames into the output (and the comparison video); both appear only if all succeeded."""
+                 pipeline: Pipeline, stamp: Stamp, comparison: Path | None = None,
+                 paired: bool = False) -> tuple[int, bool]:
+    """Stream frames into the output (and the comparison video); both appear only if all succeeded.
+    ``paired``: the frames come as (frame, comparison panel)."""
     cfg = pipeline.config
-    path.parent.mkdir(parents=True, exist_ok=True)
     writer = _open_writer(path, kind, fps, audio, cfg, stamp)
     side = None
     try:
@@ -620,9 +679,10 @@ def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: 
 
         # the networks run one frame ahead in a thread while this one pastes and encodes
         for item in pipeline._progress(prefetch(frames, depth=2), total, "animating"):
-            if side is not None:
+            if paired:
                 item, concat = item
-                side.write(concat)
+                if side is not None:
+                    side.write(concat)
             writer.write(item)
         if side is not None:
             side.close()

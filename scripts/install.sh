@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Install liveportrait into ./.venv (or into the virtual environment that is already active).
 #
-#   bash scripts/install.sh          # the tool
-#   bash scripts/install.sh dev      # the tool and what the tests need
+#   bash scripts/install.sh          # the tool (the command line)
+#   bash scripts/install.sh app      # and the web app (liveportrait app: Gradio)
+#   bash scripts/install.sh dev      # the tool, every extra and what the tests need
+#
+# Extras (pyproject.toml): app, train, onnx, openvino, dev; several at once: `install.sh app onnx`.
 #
 # PyTorch comes first so that pip does not pick a build for us: LIVEPORTRAIT_TORCH names the
 # requirement (default torch==2.13.0) and LIVEPORTRAIT_TORCH_INDEX an index to take it from, e.g.
 # https://download.pytorch.org/whl/cpu for the small CPU-only build, or .../whl/cu128 for CUDA 12.8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=${1:-}
+KNOWN_EXTRAS="app train onnx openvino dev"
+extras=""
+for name in "$@"; do
+  case " $KNOWN_EXTRAS " in
+    *" $name "*) extras="${extras:+$extras,}$name" ;;
+    *) echo "install.sh: unknown extra '$name' (known: $KNOWN_EXTRAS)" >&2; exit 2 ;;
+  esac
+done
 
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
@@ -27,10 +37,15 @@ if ! python -c "import torch" 2>/dev/null; then
   fi
 fi
 
-if [ "$extras" = dev ]; then pip_q -e ".[dev]"; else pip_q -e .; fi
+# after torch, so that the extras cannot pull another torch build in
+if [ -n "$extras" ]; then pip_q -e ".[$extras]"; else pip_q -e .; fi
 # mediapipe 0.10.21 is the last release that ships its face models. Its declared dependencies
 # (jax, opencv-contrib-python, matplotlib, ...) are not needed for the parts we load, and
 # opencv-contrib-python would overwrite the cv2 of opencv-python-headless: install it alone.
 python -c "import importlib.metadata as m; assert m.version('mediapipe') == '0.10.21'" 2>/dev/null \
   || pip_q --no-deps "mediapipe==0.10.21"
 echo "liveportrait installed in ${VIRTUAL_ENV}: run ${VIRTUAL_ENV}/bin/liveportrait --help"
+case ",$extras," in
+  *,app,* | *,dev,*) ;;
+  *) echo "the web app (liveportrait app) needs the app extra: bash scripts/install.sh app" ;;
+esac

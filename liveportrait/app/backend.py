@@ -157,7 +157,7 @@ class AppBackend:
         from ..media import write_image
 
         path = self._out(name)
-        write_image(path, self.stamp.mark(image), save_kwargs=self.stamp.save_kwargs(path.suffix))
+        write_image(path, image, stamp=self.stamp)  # the writer labels and watermarks it
         return path
 
     # -- Edit tab ------------------------------------------------------------------------------------

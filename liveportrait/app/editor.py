@@ -210,7 +210,6 @@ class Editor:
         """Write a keyframed edit as a video (any VideoWriter format: .mp4, .mov, .mkv)."""
         from ..media import VideoWriter
         from ..provenance import Stamp
-        from ..provenance.metadata import container_tags
 
         progress = progress or _no_progress
         total = len(frame_times(keyframes, fps, duration))
@@ -218,10 +217,10 @@ class Editor:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         rate = Fraction(fps).limit_denominator(1001)
-        with VideoWriter(output, rate, crf=crf, metadata=container_tags(stamp.label)) as writer:
+        with VideoWriter(output, rate, crf=crf, stamp=stamp) as writer:  # labels and watermarks every frame
             frames = self.frames(src, keyframes, fps, duration, method, stitching, paste_back, batch_size)
             for frame in progress(frames, total, "keyframes"):
-                writer.write(stamp.mark(frame))
+                writer.write(frame)
         return output
 
 
@@ -308,7 +307,6 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
     """
     from ..media import VideoWriter, is_video, probe
     from ..provenance import Stamp
-    from ..provenance.metadata import container_tags
 
     t0 = time.perf_counter()
     source, output = Path(source), Path(output)
@@ -332,8 +330,7 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
     output.parent.mkdir(parents=True, exist_ok=True)
     frames = pipeline.animate_video(source, src, x_d)
     with VideoWriter(output, info.fps, crf=crf, audio_from=source if info.has_audio else None,
-                     metadata=container_tags(stamp.label)) as writer:
+                     stamp=stamp) as writer:  # labels and watermarks every frame
         for frame in (progress or _no_progress)(frames, len(x_d), "retargeting"):
-            writer.write(stamp.mark(frame))
-        has_audio = writer.has_audio
-    return RetargetResult(output, writer.frames_written, info.fps, has_audio, time.perf_counter() - t0)
+            writer.write(frame)
+    return RetargetResult(output, writer.frames_written, info.fps, writer.has_audio, time.perf_counter() - t0)

@@ -8,9 +8,13 @@ unless asked for (see ``liveportrait.commands.app``).
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import os
 import re
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -22,6 +26,7 @@ from ..motion.compose import DRIVING_OPTIONS, REGIONS  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
 from .backend import AnimateOptions, AppBackend  # noqa: E402
 from .editor import EDIT_CROP_SCALE  # noqa: E402
+from .examples import write_examples  # noqa: E402
 
 COMPUTE = "compute"  # every event that runs networks queues here, one at a time
 
@@ -42,18 +47,73 @@ def user_message(exc: Exception) -> str:
     return _CLI_HINT.sub("", _TEMP_PATH.sub("", str(exc)))
 
 
-def _user_errors(fn):
-    """Run ``fn``; problems the user can fix become a message in the app (gr.Error)."""
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def error_markdown(message: str) -> str:
+    """The status line that stays beside the inputs after an error (the toast fades)."""
+    if not message:
+        return ""
+    return "**Error:** " + _MARKDOWN_SPECIAL.sub(r"\\\1", message)
+
+
+class ErrorBoard:
+    """The last error of each browser session, so that a ``.failure`` follow-up can show it in the tab.
+
+    A failed event returns no outputs, only the error; ``_user_errors`` notes its message here under
+    the session, and the follow-up takes it back out into the tab's status line.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, request, message: str) -> None:
+        key = getattr(request, "session_hash", None)
+        if not key:
+            return
+        with self._lock:
+            self._items[key] = message
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, request) -> str:
+        key = getattr(request, "session_hash", None)
+        with self._lock:
+            return self._items.pop(key, "") if key else ""
+
+    def show(self, request: gr.Request) -> str:
+        """The ``.failure`` follow-up: the session's last error as the status line."""
+        return error_markdown(self.take(request))
+
+
+def _user_errors(fn, board: ErrorBoard | None = None):
+    """Run ``fn``; problems the user can fix become a message in the app (gr.Error) and, through
+    ``board``, the status line of the tab. The wrapper takes Gradio's request as a last argument."""
+    params = list(inspect.signature(fn).parameters.values())
 
     def wrapper(*args, **kwargs):
+        request = kwargs.pop("request", None)
+        if any(isinstance(a, gr.Request) for a in args):
+            request = next(a for a in args if isinstance(a, gr.Request))
+            args = tuple(a for a in args if not isinstance(a, gr.Request))
         try:
             return fn(*args, **kwargs)
         except LivePortraitError as exc:
-            raise gr.Error(user_message(exc), print_exception=False) from None
+            message = user_message(exc)
+            if board is not None:
+                board.put(request, message)
+            raise gr.Error(message, print_exception=False) from None
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
-    wrapper.__signature__ = inspect.signature(fn)
+    wrapper.__signature__ = inspect.Signature(
+        params + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                    annotation=gr.Request)])
+    wrapper.__annotations__ = {"request": gr.Request}  # Gradio passes the request by this annotation
+    wrapper.user_errors = True  # (tests: every such event has its status follow-up)
     return wrapper
 
 
@@ -77,6 +137,8 @@ def build_app(backend: AppBackend) -> gr.Blocks:
     """The Blocks app; launch it with :func:`launch`."""
     b = backend
     sliders: dict[str, gr.Slider] = {}
+    board = ErrorBoard()
+    examples = write_examples(b.workdir / "examples")  # painted here: no download, nothing bundled
 
     # uploads copied into Gradio's cache are dropped after a day
     with gr.Blocks(title="LivePortrait", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -90,6 +152,10 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                     a_driving = gr.File(label="Driving video, photo or motion template (.pkl, .lpt.npz)",
                                         file_types=["image", "video", ".pkl", ".npz"], type="filepath",
                                         elem_id="animate-driving")
+                gr.Examples([[str(examples.portrait), str(examples.clip)],
+                             [str(examples.portrait), str(examples.smile)]], [a_source, a_driving],
+                            label="Examples (painted by the app; pick one, then Animate)",
+                            api_visibility="private", elem_id="animate-examples")
                 with gr.Accordion("Options", open=False):
                     with gr.Row():
                         a_relative = gr.Checkbox(True, label="relative motion")
@@ -109,6 +175,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         a_vx = gr.Slider(-0.5, 0.5, value=0.0, step=0.01, label="source crop x shift")
                         a_vy = gr.Slider(-0.5, 0.5, value=-0.125, step=0.01, label="source crop y shift")
                 a_run = gr.Button("Animate", variant="primary", elem_id="animate-run")
+                a_error = gr.Markdown(elem_id="animate-error")
                 with gr.Row():
                     a_video = gr.Video(label="Result video", interactive=False, elem_id="animate-video")
                     a_image = gr.Image(label="Result picture", interactive=False, type="filepath",
@@ -125,6 +192,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         e_preview = gr.Image(label="Framed face", interactive=False, height=256,
                                              buttons=["fullscreen"], elem_id="edit-preview")
                         e_status = gr.Markdown(label="status", elem_id="edit-status")
+                        e_error = gr.Markdown(elem_id="edit-error")
+                        e_examples = gr.Examples([[str(examples.portrait)]], [e_photo], api_visibility="private",
+                                                 label="Example (painted by the app)", elem_id="edit-examples")
                     with gr.Column(scale=2):
                         e_result = gr.Image(label="Edited", interactive=False, type="filepath",
                                             buttons=["download", "fullscreen"], elem_id="edit-result")
@@ -165,6 +235,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         k_add = gr.Button("Add keyframe")
                         k_clear = gr.Button("Clear")
                         k_render = gr.Button("Render animation", variant="primary")
+                    k_error = gr.Markdown(elem_id="keyframes-error")
                     k_video = gr.Video(label="Animation", interactive=False)
 
             # -- Retarget video --------------------------------------------------------------------------
@@ -173,6 +244,8 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                     with gr.Column():
                         r_video = gr.File(label="Face video", file_types=["video"], type="filepath",
                                           elem_id="retarget-video")
+                        gr.Examples([[str(examples.clip)]], [r_video], label="Example (painted by the app)",
+                                    api_visibility="private", elem_id="retarget-examples")
                         with gr.Row():
                             r_eye_on = gr.Checkbox(False, label="set eye opening")
                             r_eye = gr.Slider(0, 0.8, value=0.35, step=0.01, label="target eyes-open ratio")
@@ -183,6 +256,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         r_smooth = gr.Number(3e-6, label="motion smoothing (Kalman variance)")
                         r_scale = gr.Slider(1.8, 3.2, value=2.3, step=0.05, label="crop scale")
                         r_run = gr.Button("Retarget", variant="primary")
+                        r_error = gr.Markdown(elem_id="retarget-error")
                     r_out = gr.Video(label="Result", interactive=False)
 
         # -- events ------------------------------------------------------------------------------------
@@ -191,6 +265,12 @@ def build_app(backend: AppBackend) -> gr.Blocks:
 
         def values_of(args) -> dict:
             return dict(zip(slider_names, args))
+
+        def report(event, box: gr.Markdown):
+            """After ``event``: its error in ``box`` (it stays there), or ``box`` cleared when it worked."""
+            event.failure(board.show, None, [box], queue=False, api_visibility="private")
+            event.success(lambda: "", None, [box], queue=False, api_visibility="private")
+            return event
 
         # Animate
         animate_names = ["source", "driving", "relative", "region", "driving_option", "multiplier", "stitching",
@@ -206,10 +286,11 @@ def build_app(backend: AppBackend) -> gr.Blocks:
             return (str(path), None) if is_video else (None, str(path))
 
         animate.__signature__ = _signature(animate_names, progress=True)
-        a_run.click(_user_errors(animate),
-                    [a_source, a_driving, a_relative, a_region, a_option, a_multiplier, a_stitching, a_normalize,
-                     a_paste, a_scale, a_vx, a_vy, a_crop_driving, a_smooth],
-                    [a_video, a_image], api_name="animate", concurrency_id=COMPUTE, concurrency_limit=1)
+        report(a_run.click(_user_errors(animate, board),
+                           [a_source, a_driving, a_relative, a_region, a_option, a_multiplier, a_stitching,
+                            a_normalize, a_paste, a_scale, a_vx, a_vy, a_crop_driving, a_smooth],
+                           [a_video, a_image], api_name="animate", concurrency_id=COMPUTE, concurrency_limit=1),
+               a_error)
 
         # Edit: prepare once per upload (and crop scale)
         def prepare(photo, crop_scale):
@@ -218,8 +299,10 @@ def build_app(backend: AppBackend) -> gr.Blocks:
 
         prep_io = dict(inputs=[e_photo, e_scale], outputs=[e_preview, sliders["eye_ratio"], sliders["lip_ratio"],
                                                            e_status], concurrency_id=COMPUTE, concurrency_limit=1)
-        e_photo.upload(_user_errors(prepare), api_name="prepare", **prep_io)
-        e_scale.release(_user_errors(prepare), api_visibility="private", **prep_io)
+        prepare_fn = _user_errors(prepare, board)
+        report(e_photo.upload(prepare_fn, api_name="prepare", **prep_io), e_error)
+        report(e_scale.release(prepare_fn, api_visibility="private", **prep_io), e_error)
+        report(e_examples.load_input_event.then(prepare_fn, api_visibility="private", **prep_io), e_error)
 
         edit_names = ["photo", "crop_scale", "stitching", "eye_on", "lip_on", "driving_photo", "driving_region",
                       "driving_relative"] + slider_names
@@ -240,21 +323,21 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         edit.__signature__ = _signature(edit_names, edit_defaults)
         edit_inputs = [e_photo, e_scale, e_stitching, e_eye_on, e_lip_on, e_driving, e_region,
                        e_relative] + slider_inputs
-        edit_fn = _user_errors(edit)
+        edit_fn = _user_errors(edit, board)
         common = dict(inputs=edit_inputs, outputs=[e_result], concurrency_id=COMPUTE, concurrency_limit=1,
                       trigger_mode="always_last")
-        e_apply.click(edit_fn, api_name="edit", **common)
+        report(e_apply.click(edit_fn, api_name="edit", **common), e_error)
         for name, s in sliders.items():
             if name in ("eye_ratio", "lip_ratio"):
                 box = e_eye_on if name == "eye_ratio" else e_lip_on
-                s.release(lambda: True, None, [box], api_visibility="private", queue=False).then(
-                    edit_fn, api_visibility="private", **common)
+                report(s.release(lambda: True, None, [box], api_visibility="private", queue=False).then(
+                    edit_fn, api_visibility="private", **common), e_error)
             else:
-                s.release(edit_fn, api_visibility="private", **common)
+                report(s.release(edit_fn, api_visibility="private", **common), e_error)
         for comp in (e_stitching, e_eye_on, e_lip_on, e_region, e_relative):
-            comp.input(edit_fn, api_visibility="private", **common)
-        e_driving.upload(edit_fn, api_visibility="private", **common)
-        e_driving.clear(edit_fn, api_visibility="private", **common)
+            report(comp.input(edit_fn, api_visibility="private", **common), e_error)
+        report(e_driving.upload(edit_fn, api_visibility="private", **common), e_error)
+        report(e_driving.clear(edit_fn, api_visibility="private", **common), e_error)
 
         def reset():
             """The reference's Reset: sliders neutral, crop scale 2.5, stitching on (ratios untouched)."""
@@ -262,8 +345,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
             return [False, False, True, EDIT_CROP_SCALE] + [
                 gr.update() if n in ("eye_ratio", "lip_ratio") else neutral[n] for n in slider_names]
 
-        e_reset.click(reset, None, [e_eye_on, e_lip_on, e_stitching, e_scale] + slider_inputs,
-                      api_visibility="private", queue=False).then(edit_fn, api_visibility="private", **common)
+        report(e_reset.click(reset, None, [e_eye_on, e_lip_on, e_stitching, e_scale] + slider_inputs,
+                             api_visibility="private", queue=False).then(edit_fn, api_visibility="private", **common),
+               e_error)
 
         # keyframes
         def add_keyframe(text, time_s, photo, crop_scale, eye_on, lip_on, *args):
@@ -276,8 +360,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
 
         add_keyframe.__signature__ = _signature(["keyframes", "time", "photo", "crop_scale", "eye_on", "lip_on"]
                                                 + slider_names, edit_defaults)
-        k_add.click(_user_errors(add_keyframe), [k_text, k_time, e_photo, e_scale, e_eye_on, e_lip_on] + slider_inputs,
-                    [k_text], api_name="add_keyframe", concurrency_id=COMPUTE, concurrency_limit=1)
+        report(k_add.click(_user_errors(add_keyframe, board),
+                           [k_text, k_time, e_photo, e_scale, e_eye_on, e_lip_on] + slider_inputs,
+                           [k_text], api_name="add_keyframe", concurrency_id=COMPUTE, concurrency_limit=1), k_error)
         k_clear.click(lambda: "[]", None, [k_text], api_visibility="private", queue=False)
 
         def render_keyframes(photo, crop_scale=EDIT_CROP_SCALE, keyframes="[]", fps=25, interpolation="catmull-rom",
@@ -286,9 +371,10 @@ def build_app(backend: AppBackend) -> gr.Blocks:
             return str(b.render_keyframes(photo, crop_scale, keyframes, fps, interpolation, stitching, driving_photo,
                                           driving_region, driving_relative, _progress_adapter(progress)))
 
-        k_render.click(_user_errors(render_keyframes),
-                       [e_photo, e_scale, k_text, k_fps, k_method, e_stitching, e_driving, e_region, e_relative],
-                       [k_video], api_name="keyframes", concurrency_id=COMPUTE, concurrency_limit=1)
+        report(k_render.click(_user_errors(render_keyframes, board),
+                              [e_photo, e_scale, k_text, k_fps, k_method, e_stitching, e_driving, e_region,
+                               e_relative],
+                              [k_video], api_name="keyframes", concurrency_id=COMPUTE, concurrency_limit=1), k_error)
 
         # Retarget video
         def retarget(video, eye_on, eye_ratio, lip_on, lip_ratio, silent, smooth, crop_scale, progress=gr.Progress()):
@@ -296,8 +382,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                                   smooth if smooth is not None else 3e-6, silent, crop_scale,
                                   _progress_adapter(progress)))
 
-        r_run.click(_user_errors(retarget), [r_video, r_eye_on, r_eye, r_lip_on, r_lip, r_silent, r_smooth, r_scale],
-                    [r_out], api_name="retarget", concurrency_id=COMPUTE, concurrency_limit=1)
+        report(r_run.click(_user_errors(retarget, board),
+                           [r_video, r_eye_on, r_eye, r_lip_on, r_lip, r_silent, r_smooth, r_scale],
+                           [r_out], api_name="retarget", concurrency_id=COMPUTE, concurrency_limit=1), r_error)
 
     demo.queue(default_concurrency_limit=1)
     return demo
@@ -310,11 +397,51 @@ def _slider(name: str, value: float | None = None) -> gr.Slider:
                      elem_id=f"edit-{name.replace('_', '-')}")
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serving_message(host: str, port: int, share_url: str | None = None) -> str:
+    """Where the app is, in our options' words (Gradio's own banner names ``launch(share=True)``)."""
+    if _loopback(host):
+        here = f"http://{'127.0.0.1' if host != 'localhost' else host}:{port}/"
+        text = (f"LivePortrait app: {here} (this computer only; 'liveportrait app --host 0.0.0.0' lets other "
+                f"machines on your network open http://THIS-COMPUTER:{port}/)")
+    else:
+        seen_as = "THIS-COMPUTER" if host in ("0.0.0.0", "::") else host
+        text = (f"LivePortrait app: http://127.0.0.1:{port}/ here, http://{seen_as}:{port}/ from other machines "
+                f"(--host {host})")
+    if share_url:
+        text += f"; public link (--share): {share_url}"
+    return text + ". Ctrl+C stops it."
+
+
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
            allowed_paths: list[str] | None = None, max_file_mb: float = 500, block: bool = True, quiet: bool = False):
-    """Serve the app; ``block=False`` returns at once (tests). Never shares unless ``share``."""
-    return demo.launch(server_name=host, server_port=port, share=bool(share), inbrowser=False,
-                       prevent_thread_lock=not block, show_error=True, quiet=quiet,
-                       allowed_paths=allowed_paths or [], max_file_size=f"{int(max_file_mb)}mb",
-                       footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False,
-                       mcp_server=False, enable_monitoring=False)
+    """Serve the app; ``block=False`` returns at once (tests). Never shares unless ``share``.
+
+    Gradio's start-up banner is silenced (it tells to "set share=True in launch()"); unless ``quiet``,
+    :func:`serving_message` says where the app is instead."""
+    result = demo.launch(server_name=host, server_port=port, share=bool(share), inbrowser=False,
+                         prevent_thread_lock=True, show_error=True, quiet=True,
+                         allowed_paths=allowed_paths or [], max_file_size=f"{int(max_file_mb)}mb",
+                         footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False,
+                         mcp_server=False, enable_monitoring=False)
+    if not quiet:
+        print(serving_message(host, demo.server_port, demo.share_url if share else None), flush=True)
+    if block:
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        finally:  # Ctrl+C or SIGTERM: close the server, then the command line says how it stopped
+            demo.close(verbose=False)
+            from gradio.tunneling import CURRENT_TUNNELS
+
+            for tunnel in CURRENT_TUNNELS:
+                tunnel.kill()
+    return result

@@ -59,7 +59,7 @@ def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: s
         if kind == "image":
             kind = None
     if kind not in kinds:
-        raise InputError(f"{p.name} is not {_describe(kinds)}; the {what} must be {_describe(kinds)}.")
+        raise InputError(f"{p.name} is not {_describe(kinds)}; please upload {what}.")
     limit = limits.mb(kind)
     if size > limit * 1024 * 1024:
         raise InputError(f"{p.name} is {size / 1024 / 1024:.0f} MB; {KINDS[kind]} may be at most {limit:g} MB here.")

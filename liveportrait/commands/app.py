@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--share", action="store_true",
                    help="also make a temporary public link through Gradio's servers (off by default)")
     p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="auto: fp16 on CUDA, fp32 elsewhere")
     add_backend_argument(p)
@@ -61,9 +62,29 @@ def _stay_offline() -> None:
     constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
+APP_EXTRA_HINT = "run `bash scripts/install.sh app` (or `pip install -e '.[app]'`)"
+
+
+def require_app_extra() -> None:
+    """Gradio is an extra: say how to install it before anything is loaded, not after the networks."""
+    import importlib.util
+
+    from ..errors import MissingExtraError
+
+    for module in ("gradio", "gradio_client"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtraError(f"the web app needs the 'app' extra, which is not installed (no module "
+                                    f"{module}): {APP_EXTRA_HINT}")
+
+
 def run(args: argparse.Namespace) -> int:
     from .animate import load_networks, pick_device
 
+    require_app_extra()
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
     if not _is_loopback(args.host) and not args.quiet:

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "ONNX runtimes)")
     p.add_argument("--precision", action="append", choices=("fp32", "fp16", "bf16"),
                    help="precision(s); repeat for several (default fp32; bf16 and fp16 apply to eager and compile)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="where the networks are timed")
     p.add_argument("--allocator", default="tuned", choices=("tuned", "default"),
                    help="C allocator setting of the timed rows: 'tuned' keeps freed memory for the next frame, as "
                         "animate, live and app do; 'default' leaves it as is. Eager fp32 is also timed with the "

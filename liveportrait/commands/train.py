@@ -35,7 +35,7 @@ def register(subparsers) -> None:
         s.set_defaults(func=run_stage, stage=stage)
     c = sub.add_parser("config", help="write the default config of a stage",
                        description="Write a TOML config holding every key with its default value.")
-    c.add_argument("stage", choices=("stage1", "stage2"))
+    c.add_argument("stage", choices=("stage1", "stage2"), help="the stage whose config to write")
     c.add_argument("-o", "--output", help="file to write (default: print it)")
     c.set_defaults(func=run_config)
     e = sub.add_parser("export", help="write a training checkpoint's networks in the released layout",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,20 +130,42 @@ def locate_weights(explicit: str | os.PathLike | None = None, animal: bool = Fal
 # reading
 
 
+_PICKLED_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
+
+
+def is_refused_pickle(exc: BaseException) -> bool:
+    """Whether ``exc`` is ``torch.load(weights_only=True)`` refusing a pickle that holds more than tensors."""
+    return isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc)
+
+
+def refused_pickle_error(path: str | os.PathLike, exc: BaseException, what: str = "checkpoint") -> UnsafeFileError:
+    """One line for a pickle that ``weights_only=True`` refused: the file and what it holds.
+
+    Torch's own message advises re-running with the unsafe setting; it is never shown. The refused
+    global (e.g. ``posix.system``) is named when torch's message gives it.
+    """
+    found = _PICKLED_GLOBAL.search(str(exc))
+    holds = (f"a pickled reference to the Python global {found.group(1)}" if found
+             else "pickled Python objects other than tensors")
+    return UnsafeFileError(
+        f"{path}: refused to load this {what}: it holds {holds}, which could run code when loaded; "
+        f"only plain tensors are read (use the released weights from `liveportrait download`, or safetensors)"
+    )
+
+
 def _torch_load(path: Path):
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:  # legacy (non-zip) serialisation cannot be memory-mapped
-            if "mmap" not in str(exc):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UnsafeFileError(
-            f"{path}: refused to load: the file holds Python objects other than tensors and could run code "
-            f"({str(exc).splitlines()[0][:200]})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        with warnings.catch_warnings():  # legacy pickles: torch warns about their protocol before refusing them
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # legacy (non-zip) serialisation cannot be memory-mapped
+                if "mmap" not in str(exc) or is_refused_pickle(exc):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        if is_refused_pickle(exc):
+            raise refused_pickle_error(path, exc) from None
         raise WeightsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 

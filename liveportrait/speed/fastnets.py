@@ -67,6 +67,18 @@ def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batc
     return (w * scale.view(shape)), (b - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
 
 
+# When a 3x3 convolution runs as Winograd (module constants, so that tests can lower them and reach that
+# path with tiny networks). Measured on AVX2 (2 cores): 1.5-2.2x for 128 channels or more, none for
+# 64 -> 64; with the compiled transforms W's 110 -> 64 conv3d gains too.
+WINOGRAD_MIN_CHANNELS = 32  # the narrower side of the convolution, at least
+WINOGRAD_MIN_WIDEST = 96  # the wider side, at least, with the compiled tile transforms (kernels.py)
+WINOGRAD_MIN_WIDEST_UNCOMPILED = 128  # the same with the PyTorch tile transforms
+# measured: 2-D maps below 16x16 are faster direct; the 3-D ones of W (16 deep) gain from 4x4 on when the
+# tile transforms are compiled
+WINOGRAD_MIN_SIDE = 16
+WINOGRAD_MIN_SIDE_3D_COMPILED = 4
+
+
 class _Conv:
     """A prepared same-padded convolution: Winograd for 3x3 kernels with enough channels, else direct."""
 
@@ -78,9 +90,8 @@ class _Conv:
         cin, cout = weight.shape[1], weight.shape[0]
         square3 = tuple(self.kernel[-2:]) == (3, 3)
         if winograd is None:
-            # measured on AVX2 (2 cores): 1.5-2.2x for 128 channels or more, none for 64 -> 64; with the
-            # compiled transforms W's 110 -> 64 conv3d gains too
-            winograd = square3 and min(cin, cout) >= 32 and max(cin, cout) >= (96 if kernels.AVAILABLE else 128)
+            widest = WINOGRAD_MIN_WIDEST if kernels.AVAILABLE else WINOGRAD_MIN_WIDEST_UNCOMPILED
+            winograd = square3 and min(cin, cout) >= WINOGRAD_MIN_CHANNELS and max(cin, cout) >= widest
         self.winograd = winograd and square3
         self.bias = None if bias is None else bias.detach().to(dtype)
         self.weight = weight.to(dtype).contiguous()
@@ -89,9 +100,8 @@ class _Conv:
                 transform_kernel3d(weight.double(), 4).to(dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # measured: 2-D maps below 16x16 are faster direct; the 3-D ones of W (16 deep) gain from 4x4 on
-        # when the tile transforms are compiled
-        smallest = 4 if x.ndim == 5 and compiled_transforms_apply(x) else 16
+        compiled3d = x.ndim == 5 and compiled_transforms_apply(x)
+        smallest = WINOGRAD_MIN_SIDE_3D_COMPILED if compiled3d else WINOGRAD_MIN_SIDE
         if self.winograd and min(x.shape[-2:]) >= smallest:
             return winograd_conv(x, self.u, self.bias)
         fn = F.conv2d if x.ndim == 4 else F.conv3d

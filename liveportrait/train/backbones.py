@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..networks.checkpoint import is_refused_pickle, refused_pickle_error
 from .config import BackboneConfig
 
 VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512]
@@ -55,6 +56,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused, corrupt file
+        if is_refused_pickle(exc):
+            raise refused_pickle_error(path, exc, "state dict") from None
         raise InputError(f"{path}: not a readable state dict ({type(exc).__name__}: {str(exc)[:200]})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..networks.checkpoint import save_released
+from ..networks.checkpoint import is_refused_pickle, refused_pickle_error, save_released
 
 FORMAT = "liveportrait-train/1"
 CHECKPOINTS, WEIGHTS, LATEST = "checkpoints", "weights", "latest.txt"
@@ -77,6 +77,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused, truncated file...
+        if is_refused_pickle(exc):
+            raise refused_pickle_error(path, exc, "training checkpoint") from None
         raise InputError(f"{path}: not a readable training checkpoint "
                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

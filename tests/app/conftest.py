@@ -7,27 +7,19 @@ machine.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
-import os
 import socket
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.conftest import require_module
 
 
 def require(module: str, how: str):
     """Import a test dependency: skip with the reason when it is missing, but fail in CI."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        msg = f"{module} is not installed ({how})"
-        if IN_CI:
-            pytest.fail(msg + "; CI=true, so this test must run", pytrace=False)
-        pytest.skip(msg)
+    return require_module(module, how)
 
 
 def _loopback(host) -> bool:
@@ -108,8 +100,26 @@ def outside_traffic():
 
 
 @pytest.fixture(scope="module")
-def app_url(app_networks, net_calls, outside_traffic, tmp_path_factory):
+def app_url(app_server):
     """URL of the app, served from this process on 127.0.0.1 (photos limited to 2 MB to test the check)."""
+    return app_server[1]
+
+
+@pytest.fixture(scope="module")
+def app_demo(app_server):
+    """The running app's gr.Blocks (to look at its events and components)."""
+    return app_server[0]
+
+
+@pytest.fixture(scope="module")
+def app_backend(app_server):
+    """The running app's AppBackend (its work folder holds the results and the painted examples)."""
+    return app_server[2]
+
+
+@pytest.fixture(scope="module")
+def app_server(app_networks, net_calls, outside_traffic, tmp_path_factory):
+    """(demo, URL, backend) of the app served from this process (see ``app_url``)."""
     require("gradio", "pip install -e '.[app]'")
     from liveportrait.app.backend import AppBackend
     from liveportrait.app.ui import build_app, launch
@@ -122,7 +132,7 @@ def app_url(app_networks, net_calls, outside_traffic, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     launch(demo, "127.0.0.1", port, allowed_paths=[str(backend.workdir)], max_file_mb=20, block=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield demo, f"http://127.0.0.1:{port}/", backend
     demo.close()
 
 
@@ -136,13 +146,16 @@ def need():
 def short_clip(tmp_path_factory):
     """``short_clip(video, frames)``: the first frames of a video with its sound, trimmed to match."""
     from liveportrait.media import VideoReader, VideoWriter
+    from liveportrait.provenance import NOT_GENERATED
 
     folder = tmp_path_factory.mktemp("clips")
 
     def make(src: Path, frames: int) -> Path:
         out = folder / f"{src.stem}-{frames}.mp4"
         if not out.exists():
-            with VideoReader(src) as reader, VideoWriter(out, reader.info.fps, audio_from=src) as writer:
+            # a cut of a real video: not marked (the app's outputs made from it are)
+            with VideoReader(src) as reader, VideoWriter(out, reader.info.fps, audio_from=src,
+                                                         stamp=NOT_GENERATED) as writer:
                 for i, frame in enumerate(reader):
                     if i >= frames:
                         break

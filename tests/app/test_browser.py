@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian's Chromium, driven by Playwright, uses the Edit tab.
 
-Set up with ``bash scripts/install-browser.sh``. Without Chromium or Playwright the test is skipped
-with the reason, except when CI=true, where it must run.
+Set up with ``bash scripts/install-browser.sh`` (it runs ``apt-get install chromium``, so it needs root or
+sudo; ``LIVEPORTRAIT_CHROMIUM`` names another binary). Without Chromium or Playwright the browser tests
+skip with the reason, except when CI=true, where they fail. The check comes first, before the app starts.
 """
 
 from __future__ import annotations
@@ -9,30 +10,49 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 
+from tests.conftest import skip_or_fail
+
+REPO = Path(__file__).resolve().parents[2]
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def chromium_path() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+def find_chromium() -> tuple[str | None, str]:
+    """The Chromium binary, or None and why there is none."""
+    named = os.environ.get("LIVEPORTRAIT_CHROMIUM")
+    if named:
+        if os.path.isfile(named) and os.access(named, os.X_OK):
+            return named, ""
+        return None, f"LIVEPORTRAIT_CHROMIUM={named} is not an executable file"
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+    if path:
+        return path, ""
+    return None, ("Chromium is not installed, so the browser test cannot run: as root, bash scripts/install-browser.sh "
+                  "(apt-get install chromium), or set LIVEPORTRAIT_CHROMIUM")
+
+
+@pytest.fixture(scope="session")
+def browser_kit(need):
+    """(Chromium's path, playwright.sync_api): skip (fail under CI=true) when either is missing."""
+    path, reason = find_chromium()
     if path is None:
-        msg = "Chromium is not installed (bash scripts/install-browser.sh)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + "; CI=true, so the browser test must run", pytrace=False)
-        pytest.skip(msg)
-    return path
+        skip_or_fail(reason)
+    return path, need("playwright.sync_api", "bash scripts/install-browser.sh")
 
 
-def test_upload_a_photo_move_a_slider_and_get_the_edited_picture(app_url, need, examples_dir, outside_traffic,
-                                                                  net_calls, tmp_path):
-    browser_path = chromium_path()
-    sync_api = need("playwright.sync_api", "bash scripts/install-browser.sh")
+def test_upload_a_photo_move_a_slider_and_get_the_edited_picture(browser_kit, app_url, examples_dir,
+                                                                  outside_traffic, net_calls, tmp_path):
+    browser_path, sync_api = browser_kit
     from PIL import Image
 
     photo = examples_dir / "source/s1.jpg"
@@ -79,3 +99,83 @@ def test_upload_a_photo_move_a_slider_and_get_the_edited_picture(app_url, need, 
     outside = [u for u in requests if not u.startswith(("data:", "blob:")) and urlparse(u).netloc != app_host]
     assert outside == [], f"the page requested outside resources: {outside[:5]}"
     assert outside_traffic.seen == []
+
+
+def test_an_error_stays_beside_the_input_and_the_example_loads(browser_kit, app_url, outside_traffic, tmp_path):
+    """No ../shared needed: a wrong upload leaves its message in the tab (the toast fades), and the
+    painted example photo prepares like an upload and clears it."""
+    browser_path, sync_api = browser_kit
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a picture at all")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.set_default_timeout(180_000)
+            page.goto(app_url)
+            page.get_by_role("tab", name="Edit").click()
+            page.locator("#edit-photo input[type=file]").set_input_files(str(fake))
+            error = page.locator("#edit-error")
+            sync_api.expect(error).to_contain_text("holiday.jpg is not a photo")
+            page.wait_for_timeout(12_000)  # longer than the toast stays
+            sync_api.expect(error).to_contain_text("holiday.jpg is not a photo")
+
+            page.locator("#edit-examples").get_by_text("painted-portrait.png").first.click()
+            sync_api.expect(page.locator("#edit-status")).to_contain_text("Ready")
+            page.locator("#edit-preview img").wait_for(state="visible")
+            sync_api.expect(error).not_to_contain_text("holiday.jpg")
+        finally:
+            browser.close()
+    assert outside_traffic.seen == []
+
+
+def _run_browser_test(env_changes: dict[str, str | None], tmp_path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in env_changes}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    test = "tests/app/test_browser.py::test_upload_a_photo_move_a_slider_and_get_the_edited_picture"
+    return subprocess.run([sys.executable, "-m", "pytest", test, "-q", "-rsf", "-p", "no:cacheprovider",
+                           "--basetemp", str(tmp_path / "inner")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_without_chromium_the_browser_test_skips_with_the_reason_but_fails_under_ci(tmp_path):
+    missing = str(tmp_path / "no-such-chromium")
+    outside = _run_browser_test({"CI": None, "LIVEPORTRAIT_CHROMIUM": missing}, tmp_path)
+    assert outside.returncode == 0, outside.stdout + outside.stderr
+    assert "1 skipped" in outside.stdout and f"LIVEPORTRAIT_CHROMIUM={missing} is not an executable" in outside.stdout
+
+    in_ci = _run_browser_test({"CI": "true", "LIVEPORTRAIT_CHROMIUM": missing}, tmp_path)
+    assert in_ci.returncode == 1, in_ci.stdout + in_ci.stderr
+    summary = in_ci.stdout.strip().splitlines()[-1]  # a fixture's failure counts as an error
+    assert ("1 failed" in summary or "1 error" in summary) and "skipped" not in summary, summary
+    assert f"LIVEPORTRAIT_CHROMIUM={missing} is not an executable" in in_ci.stdout
+
+
+def _fake_bin(folder: Path, uid: int, apt: bool) -> Path:
+    """A PATH of its own: a fake ``id``, ``sudo`` that wants a password, maybe an ``apt-get`` that notes
+    its calls, and the venv's python; no chromium."""
+    folder.mkdir()
+    (folder / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    (folder / "sudo").write_text("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n")
+    if apt:
+        (folder / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {folder}/apt-calls\n")
+    for f in folder.iterdir():
+        f.chmod(0o755)
+    (folder / "dirname").symlink_to(shutil.which("dirname"))
+    return folder
+
+
+@pytest.mark.parametrize("apt", [True, False], ids=["not-root", "no-apt"])
+def test_install_browser_says_what_it_does_and_skips_chromium_when_it_cannot(tmp_path, apt):
+    fake = _fake_bin(tmp_path / "bin", 1000, apt)
+    env = {"PATH": f"{fake}:{Path(sys.executable).parent}", "HOME": str(tmp_path), "VIRTUAL_ENV": sys.prefix,
+           "PIP_NO_INDEX": "1", "LIVEPORTRAIT_PLAYWRIGHT": "playwright"}  # already installed: no download
+    run = subprocess.run(["/bin/bash", str(REPO / "scripts/install-browser.sh")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    if apt:
+        assert "installing it (apt-get install chromium) needs root or sudo; skipping it" in run.stderr
+    else:
+        assert "no apt-get here" in run.stderr
+    assert "test_browser.py will skip (and fail under CI=true)" in run.stderr
+    assert not (fake / "apt-calls").exists(), "apt-get ran without root"

@@ -12,7 +12,7 @@ from liveportrait.app.backend import edit_from_values, parse_keyframes
 from liveportrait.app.editor import retarget_keypoints
 from liveportrait.app.uploads import UploadLimits, check_upload
 from liveportrait.errors import InputError
-from liveportrait.motion.compose import IDX_EYE, LIP_ARRAY, Motion
+from liveportrait.motion.compose import LIP_ARRAY, Motion
 from liveportrait.motion.editing import Edit, Keyframe
 from liveportrait.motion.keypoints import rotation_matrix, transform_keypoints
 
@@ -86,16 +86,26 @@ def test_video_retargeting_adds_deltas_except_where_no_face_was_found():
     assert (smoothed - src["x_s"])[1].abs().max() > 0  # the gap is smoothed over
 
 
-def test_silent_lips_take_the_neutral_expression_but_keep_the_eyes():
+SPEC_IDX_EYE = [11, 13, 15, 16, 18]  # spec 4.8
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_silent_lips_take_the_neutral_expression_but_keep_the_eyes(reference):
+    """Spec 5.3 step 4, in plain numpy: delta = L on every keypoint but idx_eye (the source frame's), then
+    x_d = s_s * (x_c,s @ R_s + delta) + t_s; t_z is kept only in reference mode (ours drops it by default)."""
     src = video_record()
-    lip_array = torch.from_numpy(LIP_ARRAY).float()
-    x_d = retarget_keypoints(src, FakeS(), lip_array, silent=True, smooth=0)
+    # any neutral expression L: a random one shows each keypoint's source (the real one is tiny)
+    L = np.random.default_rng(5).normal(0, 0.05, (1, 21, 3))
+    x_d = retarget_keypoints(src, FakeS(), torch.from_numpy(L).float(), silent=True, smooth=0, reference=reference)
     m = src["motion"]
-    exp = lip_array.expand(4, -1, -1).clone()
-    exp[:, list(IDX_EYE)] = m.exp[:, list(IDX_EYE)]
-    t = m.t.clone()
-    t[:, 2] = 0
-    torch.testing.assert_close(x_d, transform_keypoints(src["kp"], m.R, exp, m.scale, t))
+    kp, R, exp_s = (v.double().numpy() for v in (src["kp"], m.R, m.exp))
+    s, t = m.scale.double().numpy(), m.t.double().numpy().copy()
+    delta = np.repeat(L, 4, axis=0)
+    delta[:, SPEC_IDX_EYE] = exp_s[:, SPEC_IDX_EYE]
+    if not reference:
+        t[:, 2] = 0
+    expected = s[:, :, None] * (np.einsum("nkj,nji->nki", kp, R) + delta) + t[:, None, :]
+    np.testing.assert_allclose(x_d.double().numpy(), expected, rtol=0, atol=1e-6)
 
 
 def test_app_command_defaults_to_a_private_local_server(tiny_weights, monkeypatch, capsys, need):

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import skip_or_fail
+
 
 def read_rgb(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -39,7 +41,7 @@ def read_frames(path: Path, indices=None, step: int = 1) -> dict[int, np.ndarray
 @pytest.fixture(scope="session")
 def cropper():
     if importlib.util.find_spec("mediapipe") is None:
-        pytest.skip("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")
+        skip_or_fail("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")
     from liveportrait.face.cropper import Cropper
 
     c = Cropper()

@@ -177,12 +177,36 @@ def test_controls_compose_by_adding_their_offsets(source):
     torch.testing.assert_close(exp_offsets(source, together), summed, atol=2e-6, rtol=0)
 
 
-def test_edits_apply_in_the_reference_order():
-    terms = ed.expression_terms(Edit(eyeball_x=1, smile=1, wink=1, eyebrow=1, pout=1, purse=1, grin=1,
-                                     lip_open=1, mov_x=1, mov_y=1, aaa=1))
-    groups = [ed.GAZE_RIGHT, ed.GAZE_UP, ed.GAZE_LIDS, ed.SMILE, ed.WINK, ed.EYEBROW_UP, ed.POUT, ed.PURSE,
-              ed.GRIN, ed.LIP_OPEN, ed.MOVE_X, ed.MOVE_Y, ed.AAA]
-    assert [(k, a) for k, a, _ in terms] == [(k, a) for g in groups for k, a, _ in g]
+def spec_gaze_terms(x: float, y: float) -> list:
+    """Spec 5.2's eye gaze row, term by term in its order (``gaze`` above merges repeated keypoints)."""
+    horizontal = [((11, X), 0.0007 * x), ((15, X), 0.001 * x)] if x > 0 else [((11, X), 0.001 * x),
+                                                                              ((15, X), 0.0007 * x)]
+    b = -y / 2
+    return horizontal + [((11, Y), -0.001 * y), ((15, Y), -0.001 * y), ((11, Y), -0.001 * b),
+                         ((13, Y), 0.0003 * b), ((15, Y), -0.001 * b), ((16, Y), 0.0003 * b)]
+
+
+@pytest.mark.parametrize("x", [3.0, -3.0])
+def test_edits_apply_in_the_reference_order(source, x):
+    """Spec 5.2 step 5: eyeball direction, smile, wink, eyebrow, lip variations zero to three (pout, purse,
+    grin, lip_open), mov_x, mov_y; then our mouth shapes (aaa = lip_open(100 v) + purse(-4 v)). Each control's
+    terms in its table row's order, so that terms on the same coordinate are summed as the reference sums them."""
+    v = {"smile": 0.7, "wink": 11.0, "eyebrow": -6.0, "pout": 0.04, "purse": 9.0, "grin": 5.0, "lip_open": 40.0,
+         "mov_x": 0.1, "mov_y": -0.05}
+    edit = Edit(eyeball_x=x, eyeball_y=-20.0, aaa=0.3, **v)
+    expected = spec_gaze_terms(x, -20.0)
+    for name in ("smile", "wink", "eyebrow", "pout", "purse", "grin", "lip_open", "mov_x", "mov_y"):
+        expected += list(SPEC[name](v[name]).items())
+    expected += list(SPEC["lip_open"](100 * 0.3).items()) + list(SPEC["purse"](-4 * 0.3).items())
+    terms = ed.expression_terms(edit)
+    assert [(k, a) for k, a, _ in terms] == [key for key, _ in expected]
+    np.testing.assert_allclose([amount for _, _, amount in terms], [c for _, c in expected], rtol=1e-12, atol=0)
+    # the expression: float32 additions one term at a time, in that order
+    motion = source[0]
+    want = motion.exp.numpy().copy()
+    for (k, a), c in expected:
+        want[0, k, a] += np.float32(c)
+    np.testing.assert_array_equal(ed.edit_expression(motion.exp, edit).numpy(), want)
 
 
 def test_retargeting_and_stitching_callables(source):

@@ -109,6 +109,53 @@ def test_pickle_that_runs_code_is_refused(tiny_copy, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("payload", ["call", "class", "legacy_pickle"])
+def test_cli_refuses_a_checkpoint_that_would_run_code_in_one_line(tiny_copy, tmp_path, payload):
+    """`liveportrait convert` on a hostile .pth: exit 5, one line naming the file and what it holds, and no
+    hint at torch's unsafe workaround (re-running with weights_only=False)."""
+    import argparse
+    import pickle
+    import subprocess
+    import sys
+
+    marker = tmp_path / "pwned"
+    path = tiny_copy / "base_models" / "motion_extractor.pth"
+    state = torch.load(path, weights_only=True)
+    if payload == "call":
+        state["evil"] = _Payload(marker)
+        torch.save(state, path)
+    elif payload == "class":
+        state["evil"] = argparse.Namespace(x=1)
+        torch.save(state, path)
+    else:  # a plain (non-zip) pickle, as old checkpoints were written
+        path.write_bytes(pickle.dumps({"evil": _Payload(marker)}, protocol=4))
+    proc = subprocess.run([sys.executable, "-m", "liveportrait.cli", "convert", str(tiny_copy), "-o",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    err = proc.stderr
+    assert proc.returncode == UnsafeFileError.exit_code == 5, err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: refused to load"), err
+    assert "weights_only" not in err and "False" not in err and "\x1b" not in err
+    assert {"call": "posix.system", "class": "argparse.Namespace", "legacy_pickle": "other than tensors"}[payload] \
+        in err.replace("os.system", "posix.system").replace("nt.system", "posix.system")
+    assert not marker.exists() and proc.stdout == ""
+
+
+def test_training_checkpoint_and_backbone_that_would_run_code_are_refused(tmp_path):
+    from liveportrait.train.backbones import _read_state
+    from liveportrait.train.checkpointing import load_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "liveportrait-train/1", "evil": _Payload(marker)}, path)
+    for load in (load_checkpoint, _read_state):
+        with pytest.raises(UnsafeFileError) as info:
+            load(path)
+        msg = str(info.value)
+        assert msg.startswith(f"{path}: refused to load") and "system" in msg and "\n" not in msg
+        assert "weights_only" not in msg and "False" not in msg
+    assert not marker.exists()
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tiny_copy):
     path = tiny_copy / "base_models" / "spade_generator.pth"
     path.write_bytes(path.read_bytes()[:1000])

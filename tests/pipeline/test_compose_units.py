@@ -101,19 +101,49 @@ def test_smoothed_rotations_stay_rotations():
     assert np.allclose(np.linalg.det(orthonormalize(noisy)), 1, atol=1e-5)
 
 
-def test_video_source_with_still_driving_frames_keeps_source():
-    """Relative motion with a driving that does not move leaves every source frame where it is."""
+def spec_partial_copy(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Spec 4.8's "partial expression copy" from ``src`` into ``dst`` (both (n, 21, 3)), transcribed."""
+    out = dst.copy()
+    for k in (1, 2, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20):  # idx_exp: all three components
+        out[:, k] = src[:, k]
+    for k, axes in ((3, [1]), (4, [1]), (5, [2]), (8, [2]), (9, [1, 2])):
+        out[:, k, axes] = src[:, k, axes]
+    return out
+
+
+def spec_video_source_relative_all(kp_c, src: Motion, drv: Motion, d0: Motion) -> np.ndarray:
+    """Spec 4.8, source VIDEO, relative, region all, driving video, no smoothing, in float64 numpy:
+    E_i = d_s,i + d_d,i - d_d0; R~_i = (R_d,i R_d0^T) R_s,i; x_d = s_s,i (x_c R~_i + copy(d_s,i <- E_i)) + t_s,i
+    with t_z set to 0."""
+    kp, (Rs, es, ts, ss), (Rd, ed_, _, _), (R0, e0, _, _) = (
+        kp_c.double().numpy(), *((m.R.double().numpy(), m.exp.double().numpy(), m.t.double().numpy(),
+                                    m.scale.double().numpy()) for m in (src, drv, d0)))
+    E = es + ed_ - e0
+    R = np.einsum("nij,nkj,nkl->nil", Rd, R0, Rs)  # (R_d,i @ R_d0^T) @ R_s,i
+    t = ts.copy()
+    t[:, 2] = 0
+    return ss[:, :, None] * (np.einsum("nkj,nji->nki", kp, R) + spec_partial_copy(es, E)) + t[:, None, :]
+
+
+@pytest.mark.parametrize("driving", ["still", "moving"])
+def test_video_source_with_still_driving_frames_keeps_source(driving):
+    """Relative motion with a driving that does not move leaves every source frame where it is (t_z dropped);
+    a moving one moves it as spec 4.8 says (smoothing off: observation variance 0)."""
     src = random_motion(8, 1)
     kp_c = torch.randn(8, 21, 3) * 0.1
-    drv = random_motion(1, 2)
-    still = Motion(drv.R.expand(8, 3, 3), drv.exp.expand(8, 21, 3), drv.t.expand(8, 3), drv.scale.expand(8, 1))
-    x_d = compose_video_source(kp_c, src, still, drv, MotionOptions(), torch.from_numpy(LIP_ARRAY).float(), 0.0)
-    t = src.t.clone()
-    t[:, 2] = 0
-    from liveportrait.motion.compose import partial_expression_copy
-
-    expected = src.scale[:, :, None] * (kp_c @ src.R + partial_expression_copy(src.exp, src.exp)) + t[:, None]
-    torch.testing.assert_close(x_d, expected, atol=1e-5, rtol=1e-5)
+    d0 = random_motion(1, 2)
+    if driving == "still":
+        drv = Motion(d0.R.expand(8, 3, 3), d0.exp.expand(8, 21, 3), d0.t.expand(8, 3), d0.scale.expand(8, 1))
+    else:
+        drv = random_motion(8, 3)
+        d0 = drv[0]
+    x_d = compose_video_source(kp_c, src, drv, d0, MotionOptions(), torch.from_numpy(LIP_ARRAY).float(), 0.0)
+    if driving == "still":  # the source frames themselves: s (x_c R + exp) + (t_x, t_y, 0)
+        expected = src.scale[:, :, None].numpy() * (kp_c.numpy() @ src.R.numpy() + src.exp.numpy()) \
+            + (src.t.numpy() * [1, 1, 0])[:, None, :]
+    else:
+        expected = spec_video_source_relative_all(kp_c, src, drv, d0)
+    np.testing.assert_allclose(x_d.numpy(), expected, rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize("region,moves", [("all", True), ("pose", True), ("exp", False), ("lip", False)])

@@ -36,6 +36,9 @@ def source_image(tmp_path_factory):
 
 
 def test_live_drops_frames_when_the_renderer_is_slow(tiny_weights, clip, source_image, tmp_path, capsys):
+    """The command end to end with a renderer slowed to 200 ms a frame (frames arrive every 40 ms). Which frames
+    are dropped is checked without the clock in test_stream.py (the newest frame is taken, none are queued);
+    here only bounds no load can break: a frame takes at least the 200 ms delay."""
     out = tmp_path / "live.mp4"
     code = main(["live", "--source", str(source_image), "--driving", str(clip), "--no-crop",
                  "--weights", str(tiny_weights), "--model-config", "tiny", "--backend", "fast",
@@ -46,10 +49,9 @@ def test_live_drops_frames_when_the_renderer_is_slow(tiny_weights, clip, source_
                   text)
     assert m, text
     rendered, arrived, dropped = int(m[1]), int(m[2]), int(m[3])
-    assert arrived == 40 and dropped > 0 and rendered + dropped == arrived
-    # bounded by about one render period (the newest frame is taken; a queue would grow it every frame)
-    period_ms = 1000 / float(m[4])
-    assert 200 <= int(m[5]) <= 2.5 * period_ms
+    # 40 frames at 25 fps against at least 200 ms per rendered frame: frames are dropped
+    assert arrived == 40 and rendered >= 1 and dropped > 0 and rendered + dropped == arrived
+    assert int(m[5]) >= 200  # the latency includes the render delay
     from liveportrait.media import probe
 
     info = probe(out)
@@ -66,8 +68,11 @@ def test_live_without_delay_keeps_up_on_tiny_networks(tiny_weights, clip, source
 
 
 def test_live_needs_a_driving(source_image, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         main(["live", "--source", str(source_image)])
+    assert info.value.code == 2  # a usage error, not a success
+    err = capsys.readouterr().err
+    assert re.search(r"one of the arguments --camera --driving is required", err), err
 
 
 def test_benchmark_prints_a_table(capsys, tmp_path):
@@ -86,6 +91,7 @@ def test_benchmark_prints_a_table(capsys, tmp_path):
     assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 and set(r["gflops"]) == {"M", "W", "G"} for r in rows)
 
 
+@pytest.mark.ci_may_skip
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator setting is for glibc")
 def test_benchmark_rows_run_with_the_allocator_of_animate(capsys, tmp_path):
     import json

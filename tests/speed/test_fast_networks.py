@@ -41,7 +41,7 @@ def tiny_nets():
     return nets.eval()
 
 
-def test_fast_backend_tiny_matches_eager(tiny_nets):
+def test_fast_backend_tiny_matches_eager(tiny_nets, winograd_calls):
     from liveportrait.speed.onnx_backend import example_inputs
 
     fast = accelerate(tiny_nets, "fast")
@@ -53,10 +53,13 @@ def test_fast_backend_tiny_matches_eager(tiny_nets):
         ours = fast.W(feat, kp_d, kp_s)
         for key in ("out", "occlusion_map", "deformation"):
             assert rel(ours[key], ref[key]) <= FIDELITY_REL_L2["fast"], key
+        n_w = len(winograd_calls)
         assert rel(fast.G(ref["out"]), tiny_nets.G(ref["out"])) <= FIDELITY_REL_L2["fast"]
+    assert any(len(shape) == 5 for shape in winograd_calls[:n_w]), "W never ran a Winograd convolution"
+    assert any(len(shape) == 4 for shape in winograd_calls[n_w:]), "G never ran a Winograd convolution"
 
 
-def test_fast_backend_batched_frames_equal_single(tiny_nets):
+def test_fast_backend_batched_frames_equal_single(tiny_nets, winograd_calls):
     from liveportrait.speed.onnx_backend import example_inputs
 
     fast = accelerate(tiny_nets, "fast")
@@ -68,9 +71,10 @@ def test_fast_backend_batched_frames_equal_single(tiny_nets):
         for i in range(3):
             single = fast.G(fast.W(feat, kp_d[i:i + 1], kp_s)["out"])
             assert rel(batched[i:i + 1], single) < 1e-5
+    assert any(shape[0] == 3 for shape in winograd_calls) and any(shape[0] == 1 for shape in winograd_calls)
 
 
-def test_animator_accepts_accelerated_networks(tiny_nets):
+def test_animator_accepts_accelerated_networks(tiny_nets, winograd_calls):
     from liveportrait.animator import Animator
     from liveportrait.motion.compose import MotionOptions
 
@@ -83,6 +87,7 @@ def test_animator_accepts_accelerated_networks(tiny_nets):
         info = anim.extract_motion(img)
         x_d = anim.driving_keypoints(src, info.motion, info.motion, MotionOptions())
         outs.append(anim.render(src, x_d).numpy())
+        assert bool(winograd_calls) == (backend == "fast"), backend  # the eager networks never take it
     assert rel(outs[1], outs[0]) <= FIDELITY_REL_L2["fast"]
 
 
@@ -144,7 +149,7 @@ def test_pipeline_runs_the_chosen_backend(tiny_nets):
     assert Pipeline(tiny_nets, AnimateConfig()).animator.networks is tiny_nets
 
 
-def test_fast_modules_rebuild_when_the_weights_change(tiny_nets):
+def test_fast_modules_rebuild_when_the_weights_change(tiny_nets, winograd_calls):
     """Loading other weights into the wrapped networks is seen on the next call (no stale plan)."""
     import copy
 
@@ -165,3 +170,4 @@ def test_fast_modules_rebuild_when_the_weights_change(tiny_nets):
         after = fast.G(ref["out"])
         assert rel(after, nets.G(ref["out"])) <= FIDELITY_REL_L2["fast"]
     assert rel(after, before) > 1e-3
+    assert winograd_calls, "the fast networks never ran a Winograd convolution"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -11,8 +12,11 @@ import torch
 
 from liveportrait.networks import LivePortraitNetworks, ModelConfig
 from liveportrait.speed import FIDELITY_REL_L2, accelerate
+from tests.conftest import require_module, requires
 
-ort = pytest.importorskip("onnxruntime")
+ONNX_HOW = "pip install -e '.[onnx]'"
+pytestmark = requires(all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")),
+                      f"onnx and onnxruntime are not installed ({ONNX_HOW})")
 
 
 def rel(a, b) -> float:
@@ -35,6 +39,7 @@ def exported(tiny_nets, tmp_path_factory):
 
 def test_every_network_exports_and_matches_pytorch(tiny_nets, exported):
     import onnx
+    import onnxruntime as ort
 
     from liveportrait.speed.onnx_backend import GRAPHS, _module, example_inputs
 
@@ -59,7 +64,7 @@ def test_every_network_exports_and_matches_pytorch(tiny_nets, exported):
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_runtime_backend_renders_like_eager(tiny_nets, runtime, tmp_path):
     if runtime == "openvino":
-        pytest.importorskip("openvino")
+        require_module("openvino", "pip install -e '.[openvino]'")
     from liveportrait.animator import Animator
     from liveportrait.motion.compose import MotionOptions
 
@@ -105,7 +110,7 @@ print("handled", len(hits))
 def test_openvino_leaves_the_signal_stack_usable(tmp_path):
     """OpenVINO sessions made and freed out of order, then a Python signal: the process must survive (it crashed
     with SIGSEGV on a dangling alternate signal stack before `keep_signal_stack`)."""
-    pytest.importorskip("openvino")
+    require_module("openvino", "pip install -e '.[openvino]'")
     proc = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_OPENVINO, str(tmp_path / "conv.onnx")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])

@@ -23,6 +23,7 @@ from liveportrait.train.data import (
     write_summary,
 )
 from liveportrait.train.quality import BasicQualityScorer, load_scorer
+from tests.conftest import skip_or_fail
 
 
 def test_prepare_keeps_one_face_clips_and_drops_the_rest(prepared):
@@ -152,7 +153,7 @@ def test_pair_dataset_is_deterministic_and_stage2_pairs_cross_identities(prepare
 def test_data_cli_on_a_real_video_with_the_face_backend(examples_dir, tmp_path, capsys):
     """`liveportrait data prepare` with MediaPipe on an example driving video (symlinked, not copied)."""
     if importlib.util.find_spec("mediapipe") is None:
-        pytest.skip("mediapipe is not installed")
+        skip_or_fail("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")
     videos = tmp_path / "videos" / "person"
     videos.mkdir(parents=True)
     (videos / "d0.mp4").symlink_to(examples_dir / "driving" / "d0.mp4")
