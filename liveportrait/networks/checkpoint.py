@@ -261,23 +261,40 @@ def save_released(networks: nn.Module, out_root: str | os.PathLike, base_name: s
 
 
 def convert_to_safetensors(layout: WeightsLayout, out_root: str | os.PathLike) -> list[Path]:
-    """Write every module of ``layout`` as safetensors under ``out_root`` in the same folder layout."""
+    """Write every module of ``layout`` as safetensors under ``out_root`` in the same folder layout.
+
+    All modules are read (and refused, if one would run code) before anything is written; a failure
+    while writing removes what this call wrote, so the output is all five modules or nothing new."""
     from safetensors.torch import save_file
 
+    from ..media._files import check_folder_writable, discard, make_folder, remove_new_folders_on_error
+
     out_root = Path(out_root)
-    written = []
+    states = []
     for module in MODULES:
         src = layout.file(module)
         if src is None:
             raise WeightsError(f"cannot convert: {layout.stem(module)}.pth is missing")
         state = {k: v.detach().contiguous().clone() for k, v in read_state_dict(src, module).items()}
         sub = "retargeting_models" if module == STITCHING_MODULE else layout.base_dir.name
-        dst = out_root / sub / f"{module}.safetensors"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".partial")
-        save_file(state, str(tmp), metadata={"format": "pt", "source": src.name})
-        os.replace(tmp, dst)
-        written.append(dst)
+        states.append((src, state, out_root / sub / f"{module}.safetensors"))
+    check_folder_writable(out_root)
+    written: list[Path] = []
+    with remove_new_folders_on_error(*(dst for _, _, dst in states)):
+        try:
+            for src, state, dst in states:
+                make_folder(dst.parent)
+                tmp = dst.with_name(f".{dst.name}.part")
+                try:
+                    save_file(state, str(tmp), metadata={"format": "pt", "source": src.name})
+                    os.replace(tmp, dst)
+                finally:
+                    discard(tmp)
+                written.append(dst)
+        except BaseException:
+            for dst in written:
+                discard(dst)
+            raise
     return written
 
 

@@ -138,6 +138,8 @@ def test_cli_refuses_a_checkpoint_that_would_run_code_in_one_line(tiny_copy, tmp
     assert {"call": "posix.system", "class": "argparse.Namespace", "legacy_pickle": "other than tensors"}[payload] \
         in err.replace("os.system", "posix.system").replace("nt.system", "posix.system")
     assert not marker.exists() and proc.stdout == ""
+    # motion_extractor is the second module: the first one converted must not be left behind either
+    assert not (tmp_path / "out").exists()
 
 
 def test_training_checkpoint_and_backbone_that_would_run_code_are_refused(tmp_path):
