@@ -170,7 +170,7 @@ class Pipeline:
     def __init__(self, networks, config: AnimateConfig | None = None, cropper=None,
                  progress: Callable[[Iterator, int | None, str], Iterator] | None = None):
         self.config = config or AnimateConfig()
-        if self.config.backend != "eager":
+        if self.config.backend != "eager" and getattr(networks, "backend", None) != self.config.backend:
             from .speed import accelerate
 
             networks = accelerate(networks, self.config.backend, device=self.config.device)

@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="auto: fp16 on CUDA, fp32 elsewhere")
     compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
     add_backend_argument(compute)
-    compute.add_argument("--model-config", default="released", choices=("released", "tiny"),
+    compute.add_argument("--model-config", default=None, choices=("released", "tiny"),
                          help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -119,21 +119,9 @@ def add_backend_argument(parser) -> None:
 
 
 def pick_device(name: str) -> str:
-    import torch
+    from ..speed.compute import pick_device as pick
 
-    from ..errors import InputError
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available to this PyTorch build")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError("--device mps: Apple's Metal backend is not available")
-    return name
+    return pick(name)
 
 
 def load_networks(weights: str | None, model_config: str = "released", quiet: bool = False):
@@ -164,11 +152,10 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         raise InputError("--no-crop and --crop-box cannot be used together")
     precision, backend = args.precision, args.backend
     if device != "auto":
-        from ..speed import pick_backend
+        from ..speed.compute import resolve_compute
 
-        if precision == "auto":
-            precision = "fp16" if device == "cuda" else "fp32"
-        backend = pick_backend(backend, device, precision)
+        compute = resolve_compute(device, precision, backend)
+        precision, backend = compute.precision, compute.backend
     motion = MotionOptions(
         relative=not args.absolute, region=args.animation_region, driving_option=args.driving_option,
         multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
@@ -188,18 +175,20 @@ def run(args: argparse.Namespace) -> int:
     from ..plan import plan_job
 
     # everything that can be wrong with the job is found before torch loads or a network runs
-    plan = plan_job(args.source, args.driving, args.output, config_from_args(args))
+    config = config_from_args(args)
+    plan = plan_job(args.source, args.driving, args.output, config)
 
-    from ..pipeline import Pipeline
-    from ..pipeline import run as run_pipeline
+    from ..api import LivePortraitPipeline
 
-    device = pick_device(args.device)
-    config = config_from_args(args, device)
-    nets = load_networks(args.weights, args.model_config, args.quiet)
-    pipeline = Pipeline(nets, config, progress=progress_factory(args.quiet))
-    result = run_pipeline(args.source, args.driving, args.output, pipeline, plan=plan)
+    pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
+                                                precision=args.precision, model_config=args.model_config,
+                                                quiet=args.quiet)
+    pipe.set_progress_bar_config(disable=args.quiet)
+    result = pipe.animate_planned(plan, config).save_planned(plan)
     if not args.quiet:
-        print(f"wrote {result.output} ({summary(result)}, {result.seconds:.1f} s)")
+        c = pipe.compute
+        print(f"wrote {result.output} ({summary(result)}, {result.seconds:.1f} s; {c.device}, {c.precision}, "
+              f"{c.backend})")
         if result.comparison:
             print(f"comparison: {result.comparison}")
         if result.template:

@@ -68,6 +68,7 @@ class LivePortraitNetworks(nn.Module):
         cache once), or None for the search path (``$LIVEPORTRAIT_WEIGHTS``, then the user cache,
         downloading there when nothing is found and ``download`` is on). With ``locate`` off,
         ``weights`` is taken as the folder as is. Offline, the error says what to copy where.
+        ``config``: a ModelConfig or a preset's name; None picks the preset whose widths the files have.
         """
         import sys
 
@@ -89,6 +90,21 @@ class LivePortraitNetworks(nn.Module):
                 layout = download_weights(animal=animal)
         if isinstance(config, str):
             config = ModelConfig.named(config)
+        if config is None:
+            config = infer_config(layout)
         with torch.device("cpu"):
             nets = cls(config)
         return nets.load_layout(layout)
+
+
+def infer_config(layout: WeightsLayout) -> ModelConfig:
+    """The named preset whose appearance extractor's first layer has the width stored in ``layout``."""
+    from .checkpoint import read_state_dict
+
+    path = layout.file("appearance_feature_extractor")
+    width = read_state_dict(path, "appearance_feature_extractor")["first.conv.weight"].shape[0]
+    for name in ("released", "tiny"):
+        config = ModelConfig.named(name)
+        if config.appearance.block_expansion == width:
+            return config
+    return ModelConfig.released()  # loading then names the mismatching tensors

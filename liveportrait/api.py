@@ -1,0 +1,306 @@
+"""The Python API, in the conventions of diffusers: ``from_pretrained``, a ``__call__`` that returns an
+output object, helpers for IO.
+
+    from liveportrait import LivePortraitPipeline
+
+    pipe = LivePortraitPipeline.from_pretrained()       # the weights search path; downloaded once
+    out = pipe("photo.jpg", "driving.mp4")              # checked now; frames come as you iterate
+    out.save("animated.mp4")                            # with the driving's sound, marked
+
+The command line runs exactly this (``liveportrait animate`` is plan, ``from_pretrained``, call,
+save), so a Python caller gets the same backend, precision, allocator setting and pictures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .config import AnimateConfig, MotionOptions
+from .errors import InputError
+from .plan import JobPlan, plan_job
+
+FrameCallback = Callable[[int, np.ndarray], None]
+
+_MOTION_FIELDS = tuple(f.name for f in fields(MotionOptions))
+_CONFIG_FIELDS = tuple(f.name for f in fields(AnimateConfig) if f.name not in ("device", "precision", "backend"))
+
+
+def make_config(base: AnimateConfig | None = None, **options) -> AnimateConfig:
+    """``base`` (or the defaults) with ``options`` applied: any field of ``AnimateConfig`` (but the compute
+    ones, which belong to the pipeline) or of ``MotionOptions`` by name; an unknown name is an InputError."""
+    base = base or AnimateConfig()
+    motion_changes = {k: options.pop(k) for k in list(options) if k in _MOTION_FIELDS}
+    unknown = [k for k in options if k not in _CONFIG_FIELDS]
+    if unknown:
+        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                         f"the options are {', '.join(sorted(_CONFIG_FIELDS + _MOTION_FIELDS))}")
+    motion = options.pop("motion", base.motion)
+    if motion_changes:
+        motion = motion.but(**motion_changes)
+    return base.but(motion=motion, **options).check()
+
+
+class LivePortraitPipeline:
+    """Networks loaded once, run on the fastest faithful backend for the device; animate, prepare, edit
+    and extract motion with them. Thread-compatible, not thread-safe: one call at a time per pipeline."""
+
+    def __init__(self, networks, *, device: str = "auto", precision: str = "auto", backend: str = "auto",
+                 cropper=None, tune_memory: bool = True):
+        from .speed import accelerate
+        from .speed.compute import resolve_compute
+
+        if tune_memory:
+            from .speed.allocator import tune_allocator
+
+            tune_allocator()  # keep freed frames' memory (LIVEPORTRAIT_ALLOCATOR=default opts out)
+        self.compute = resolve_compute(device, precision, backend)
+        self.base_networks = networks
+        self.networks = accelerate(networks, self.compute.backend, device=self.compute.device)
+        self._cropper = cropper
+        self._progress_kwargs: dict[str, Any] = {}
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, *, device: str = "auto",
+                        backend: str = "auto", precision: str = "auto", variant: str = "human",
+                        model_config: str | None = None, download: bool = True, tune_memory: bool = True,
+                        quiet: bool = False) -> "LivePortraitPipeline":
+        """``weights``: None (``$LIVEPORTRAIT_WEIGHTS``, then the user cache, downloading there once), a
+        folder in the released layout (.pth or safetensors), or ``"KwaiVGI/LivePortrait"``.
+        ``variant``: "human" or "animal". ``model_config``: a preset's name ("released", "tiny"), by default
+        the one the files are. Offline without weights: a WeightsError saying what to copy where."""
+        from .networks import LivePortraitNetworks
+
+        if variant not in ("human", "animal"):
+            raise InputError(f"variant must be human or animal, got {variant!r}")
+        nets = LivePortraitNetworks.from_pretrained(weights, model_config, animal=variant == "animal",
+                                                    download=download, quiet=quiet)
+        return cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory)
+
+    # -- settings -----------------------------------------------------------------------------------
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """tqdm options for the progress bars (``disable=True`` turns them off), as in diffusers."""
+        self._progress_kwargs.update(kwargs)
+
+    @property
+    def cropper(self):
+        if self._cropper is None:
+            from .face.cropper import Cropper
+
+            self._cropper = Cropper()
+        return self._cropper
+
+    def _progress(self, iterable, total, desc):
+        if self._progress_kwargs.get("disable"):
+            return iterable
+        from tqdm import tqdm
+
+        kwargs = {"unit": "frame", "dynamic_ncols": True, "leave": False, **self._progress_kwargs}
+        return tqdm(iterable, total=total, desc=desc, **kwargs)
+
+    def engine(self, config: AnimateConfig):
+        """The orchestration for one config, on this pipeline's networks, face finder and progress bars."""
+        from .pipeline import Pipeline
+
+        c = self.compute
+        return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend),
+                        cropper=self.cropper, progress=self._progress)
+
+    # -- animate ------------------------------------------------------------------------------------
+
+    def __call__(self, source, driving, *, config: AnimateConfig | None = None,
+                 callback_on_frame: FrameCallback | None = None, **options) -> "AnimationOutput":
+        """Animate ``source`` with ``driving``; returns at once with the motion extracted, the frames
+        rendered as the output is iterated or saved.
+
+        ``source``: a photo or video (path), an RGB array or PIL image, or video frames (a list or a
+        (T, H, W, 3) array). ``driving``: the same, a motion template (``MotionTemplate``, e.g. from
+        ``pipe.motion`` or an audio-driven tool), an iterator of frames, or a list with one per face.
+        ``options``: fields of ``AnimateConfig``/``MotionOptions`` (``region="exp"``, ``multiplier=1.2``,
+        ``face="all"``, ``reference_frame="auto"``, ``comparison=True`` ...), checked before any network runs.
+        """
+        config = make_config(config, **options)
+        plan = plan_job(source, driving, None, config, decide_output=False)
+        return self.animate_planned(plan, config, callback_on_frame)
+
+    def animate_planned(self, plan: JobPlan, config: AnimateConfig,
+                        callback_on_frame: FrameCallback | None = None) -> "AnimationOutput":
+        """``__call__`` for a job already checked by ``plan_job`` (the command line checks before loading)."""
+        from .pipeline import render
+
+        engine = self.engine(config)
+        return AnimationOutput(render(plan, engine), plan, engine, callback_on_frame)
+
+    def motion(self, driving, **options) -> "MotionTemplate":  # noqa: F821 - liveportrait.media
+        """The motion of a driving (video, image, frames) as a template: save it with ``save_template`` and
+        drive with it later, anywhere, without the driving's faces."""
+        from .plan import as_input
+
+        config = make_config(None, **options)
+        return self.engine(config).load_driving(as_input(driving, "driving")).template
+
+    # -- edit ------------------------------------------------------------------------------------------
+
+    def prepare(self, source, **crop) -> "EditSource":  # noqa: F821 - liveportrait.app.editor
+        """A photo prepared once for editing: cropped, its appearance and motion extracted. ``crop``:
+        ``scale``, ``vx``, ``vy`` of the editor's framing."""
+        from .plan import as_input
+
+        src = as_input(source, "source")
+        if src.kind != "image":
+            raise InputError("prepare takes a photo; animate a video source with the pipeline's call")
+        image = src.image
+        if image is None:
+            from .media import read_image
+
+            image = read_image(src.path)
+        return self._editor().prepare(image, **crop)
+
+    def edit(self, prepared, stitching: bool = True, paste_back: bool = True, **controls) -> np.ndarray:
+        """One edited picture of a prepared photo: ``controls`` are the editor's (``smile``, ``yaw``,
+        ``eye_ratio``, ``wink``, ...); each call runs only W and G (and the small S networks)."""
+        from .motion.editing import Edit
+
+        try:
+            edit = Edit(**controls)
+        except TypeError as exc:
+            raise InputError(f"unknown edit control: {exc}") from None
+        return self._editor().render(prepared, edit, stitching=stitching, paste_back=paste_back)
+
+    def _editor(self):
+        from .animator import Animator
+        from .app.editor import Editor
+
+        if getattr(self, "_editor_cache", None) is None:
+            c = self.compute
+            self._editor_cache = Editor(Animator(self.networks, c.device, c.precision), cropper=self.cropper)
+        return self._editor_cache
+
+
+class AnimationOutput:
+    """The result of a call: iterate it for frames as they are rendered (memory stays flat), or
+    ``save`` it. Either reads the frames once. ``fps``, ``frame_count``, ``faces``, ``audio`` (the file
+    whose sound goes with it), ``motion`` (the driving's template), ``crops`` (per face) are known at once."""
+
+    def __init__(self, rendering, plan: JobPlan, engine, callback: FrameCallback | None = None):
+        self._r, self._plan, self._engine, self._callback = rendering, plan, engine, callback
+        self._used = False
+
+    @property
+    def fps(self) -> Fraction:
+        return self._r.fps
+
+    @property
+    def frame_count(self) -> int:
+        return self._r.total
+
+    @property
+    def faces(self) -> int:
+        return self._r.faces
+
+    @property
+    def audio(self) -> Path | None:
+        return self._r.audio
+
+    @property
+    def motion(self):
+        return self._r.template
+
+    @property
+    def crops(self) -> list:
+        return self._r.crops
+
+    @property
+    def is_still(self) -> bool:
+        return self._r.still
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self._r.notes)
+
+    def _take(self) -> Iterator:
+        if self._used:
+            raise RuntimeError("the frames of this output were already read (iterated or saved): call the "
+                               "pipeline again, or keep the frames you iterated")
+        self._used = True
+        frames = self._r.frames
+        if self._callback is None:
+            return frames
+
+        def called():
+            for i, item in enumerate(frames):
+                self._callback(i, item[0] if self._r.comparison else item)
+                yield item
+
+        return called()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Output frames (HxWx3 uint8 RGB, pasted back), rendered one batch ahead in a thread."""
+        from .speed.stream import prefetch
+
+        for item in prefetch(self._take(), depth=2):
+            yield item[0] if self._r.comparison else item
+
+    @property
+    def image(self) -> np.ndarray:
+        """The picture of a still result (a photo driven by a photo or a one-frame template)."""
+        if not self._r.still:
+            raise ValueError("this result is a video: iterate it, or save it")
+        return next(iter(self))
+
+    def save(self, path: str | os.PathLike, **options):
+        """Write the result (mp4, gif, png, jpg, or a folder of png frames) with sound and provenance,
+        atomically; ``options``: ``output_format``, ``crf``, ``watermark``, ``save_template``.
+        Returns what was written (``AnimationResult``)."""
+        allowed = ("output_format", "crf", "watermark", "save_template")
+        unknown = [k for k in options if k not in allowed]
+        if unknown:
+            raise InputError(f"save() takes {', '.join(allowed)}, not {', '.join(unknown)}")
+        config = self._engine.config.but(**options).check()
+        engine = _with_config(self._engine, config) if options else self._engine
+        return self.save_planned(self._plan.with_output(path, config), engine)
+
+    def save_planned(self, plan: JobPlan, engine=None):
+        """``save`` to the output of a plan checked already (``plan_job`` with an output)."""
+        from .pipeline import write
+
+        return write(replace(self._r, frames=self._take()), plan, engine or self._engine)
+
+
+def _with_config(engine, config: AnimateConfig):
+    """The same engine (networks, face finder) with output options changed."""
+    import copy
+
+    other = copy.copy(engine)
+    other.config = config
+    return other
+
+
+def export_to_video(frames, path: str | os.PathLike, fps: float | Fraction = 25, *, audio_from=None,
+                    crf: int = 18) -> Path:
+    """Write RGB frames (any iterable of HxWx3 uint8) as H.264 mp4 (or gif by extension), marked as
+    generated, with the sound of ``audio_from`` if given. Returns the path."""
+    from .media import GifWriter, VideoWriter
+
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        writer = GifWriter(path, fps)
+    else:
+        writer = VideoWriter(path, fps, crf=crf, audio_from=audio_from)
+    with writer:
+        for frame in frames:
+            writer.write(np.asarray(frame))
+    return path
+
+
+def export_to_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one RGB picture (png, jpg, webp by extension), marked as generated."""
+    from .media import write_image
+
+    return write_image(path, np.asarray(image))
