@@ -23,6 +23,7 @@ from .motion.compose import (
     expression_friendly,
     finish_keypoints,
     motion_multiplier,
+    retarget_delta,
 )
 from .networks import LivePortraitNetworks
 
@@ -76,6 +77,10 @@ class Animator:
     def __init__(self, networks: LivePortraitNetworks, device: str | torch.device = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        own = getattr(networks, "precision", "fp32")  # networks that compute reduced precision themselves
+        if own != "fp32" and own != precision:
+            raise ValueError(f"these networks were accelerated for {own} (accelerate(..., precision={own!r})); "
+                             f"pass precision={own!r} to the Animator too")
         self.networks = networks.to(device).eval()
         self.device = torch.device(device)
         self.precision = precision
@@ -85,7 +90,9 @@ class Animator:
     # -- precision ---------------------------------------------------------------------------------
 
     def _autocast(self):
-        if self.precision == "fp32":
+        """Autocast for reduced precision, except with networks that run it themselves (the CPU bfloat16
+        path: there W and G choose their precision per operation and M, F and S stay float32)."""
+        if self.precision == "fp32" or getattr(self.networks, "precision", "fp32") == self.precision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
@@ -99,6 +106,8 @@ class Animator:
         warnings.warn(f"{self.precision} produced NaN/Inf on {self.device}; falling back to fp32", RuntimeWarning,
                       stacklevel=3)
         self.precision = "fp32"
+        if getattr(self.networks, "precision", "fp32") != "fp32":
+            self.networks = self.networks.exact()
         return recompute()
 
     # -- networks ------------------------------------------------------------------------------------
@@ -136,19 +145,13 @@ class Animator:
                 src.pre_lip_delta = self.lip_delta(src, 0.0)
         return src
 
-    def _retarget(self, mlp, src: PreparedSource, source_ratio: torch.Tensor, target) -> torch.Tensor:
-        """A retargeting MLP's delta for one or more targets: input [x_s, source ratios, target]."""
-        target = torch.as_tensor(target, dtype=torch.float32, device=self.device).reshape(-1, 1)
-        n = target.shape[0]
-        return mlp(src.x_s.expand(n, -1, -1), torch.cat([source_ratio.expand(n, -1), target], dim=1))
-
     @torch.inference_mode()
     def eye_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
-        return self._retarget(self.networks.S.eye_delta, src, src.eye_ratio, target)
+        return retarget_delta(self.networks.S.eye_delta, src.x_s, src.eye_ratio, target)
 
     @torch.inference_mode()
     def lip_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
-        return self._retarget(self.networks.S.lip_delta, src, src.lip_ratio, target)
+        return retarget_delta(self.networks.S.lip_delta, src.x_s, src.lip_ratio, target)
 
     @torch.inference_mode()
     def driving_keypoints(self, src: PreparedSource, drv: Motion, ref: Motion | None, options: MotionOptions,

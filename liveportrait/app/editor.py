@@ -24,7 +24,7 @@ import torch
 
 from ..animator import Animator, PreparedSource, to_uint8
 from ..errors import InputError, NoFaceError
-from ..motion.compose import IDX_EYE, Motion, MotionOptions, smooth_sequence, stitching_only
+from ..motion.compose import IDX_EYE, Motion, MotionOptions, retarget_delta, smooth_sequence, stitching_only
 from ..motion.editing import (
     Edit,
     Keyframe,
@@ -34,6 +34,7 @@ from ..motion.editing import (
     interpolate,
     rotation_angles,
 )
+from ..motion.keypoints import transform_keypoints
 
 Progress = Callable[[Iterator, "int | None", str], Iterator]
 
@@ -246,16 +247,6 @@ class RetargetResult:
     seconds: float = 0.0
 
 
-def _retarget_delta(delta_fn, x_s: torch.Tensor, ratios: torch.Tensor, target: float) -> torch.Tensor:
-    """Per-frame retargeting delta towards ``target``; zero where the frame had no measured ratios."""
-    ok = ~torch.isnan(ratios).any(dim=1)
-    delta = torch.zeros_like(x_s)
-    if ok.any():
-        wanted = torch.full((int(ok.sum()), 1), float(target))
-        delta[ok] = delta_fn(x_s[ok], torch.cat([ratios[ok], wanted], dim=1))
-    return delta
-
-
 def retarget_keypoints(src: dict, S, lip_array: torch.Tensor, eye_ratio: float | None = None,
                        lip_ratio: float | None = None, smooth: float = 3e-6, silent: bool = False,
                        reference: bool = False) -> torch.Tensor:
@@ -282,16 +273,13 @@ def retarget_keypoints(src: dict, S, lip_array: torch.Tensor, eye_ratio: float |
             m: Motion = src["motion"]
             exp = lip_array.to(x_s).expand(n, -1, -1).clone()
             exp[:, list(IDX_EYE)] = m.exp[:, list(IDX_EYE)]
-            t = m.t.clone()
-            if not reference:
-                t[..., 2] = 0
-            x_d = m.scale[:, :, None] * (src["kp"] @ m.R + exp) + t[:, None, :]
+            x_d = transform_keypoints(src["kp"], m.R, exp, m.scale, m.t, keep_tz=reference)
         else:
             x_d = x_s.clone()
         if lip_ratio is not None and not silent:
-            x_d = x_d + smoothed(_retarget_delta(S.lip_delta, x_s, lip, lip_ratio))
+            x_d = x_d + smoothed(retarget_delta(S.lip_delta, x_s, lip, lip_ratio))
         if eye_ratio is not None:
-            x_d = x_d + smoothed(_retarget_delta(S.eye_delta, x_s, eye, eye_ratio))
+            x_d = x_d + smoothed(retarget_delta(S.eye_delta, x_s, eye, eye_ratio))
         return stitching_only(x_s, x_d, S.stitch_delta)
 
 

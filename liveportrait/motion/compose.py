@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import DRIVING_OPTIONS, REGIONS, MotionOptions, Region  # noqa: F401 - re-exported
-from .keypoints import apply_stitching
+from .keypoints import apply_stitching, transform_keypoints
 
 IDX_EXP = (1, 2, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
 IDX_LIP = (6, 12, 14, 17, 19, 20)
@@ -83,12 +83,14 @@ def partial_expression_copy(exp_s: torch.Tensor, exp_d: torch.Tensor) -> torch.T
     return out
 
 
-def compose_image_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Motion | None,
-                         options: MotionOptions, lip_array: torch.Tensor | None = None) -> torch.Tensor:
-    """Driving keypoints for a still source, before stitching (4.8).
+def compose_image_motion(src: Motion, drv: Motion, ref: Motion | None, options: MotionOptions,
+                         lip_array: torch.Tensor | None = None) -> Motion:
+    """The source's motion moved by driving frames, for a still source (spec 4.8), one per driving frame.
 
     ``drv`` is a batch of driving frames; ``ref`` the neutral driving frame (the reference's frame 0),
-    or None for a driving *image*, whose neutral expression is the constant lip array.
+    or None for a driving *image*, whose neutral expression is the constant lip array. Relative: the
+    driving's change from ``ref`` is added to the source's; absolute: the driving's own values (a
+    partial expression copy). ``options.region`` says which of pose, expression, lips, eyes move.
     """
     n = len(drv)
     is_image = ref is None
@@ -120,9 +122,15 @@ def compose_image_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Moti
             exp_new = exp_s
         scale_new = src.scale.expand(n, -1)
         t_new = drv.t if region in ("all", "pose") else src.t.expand(n, -1)
-    t_new = t_new.clone()
-    t_new[..., 2] = 0
-    return scale_new[:, :, None] * (kp_c @ R_new + exp_new) + t_new[:, None, :]
+    return Motion(R=R_new, exp=exp_new, t=t_new, scale=scale_new)
+
+
+def compose_image_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Motion | None,
+                         options: MotionOptions, lip_array: torch.Tensor | None = None) -> torch.Tensor:
+    """Driving keypoints for a still source, before stitching (4.8): the composed motion applied to the
+    canonical keypoints, t_z dropped as the reference does."""
+    m = compose_image_motion(src, drv, ref, options, lip_array)
+    return transform_keypoints(kp_c, m.R, m.exp, m.scale, m.t)
 
 
 def hull_volume(points: np.ndarray) -> float:
@@ -174,6 +182,26 @@ def finish_keypoints(x_s: torch.Tensor, x_d: torch.Tensor, options: MotionOption
         if stitch:
             x_d = apply_stitching(x_d, stitch_delta(x_s_b, x_d))
     return x_s_b + (x_d - x_s_b) * options.multiplier
+
+
+def retarget_delta(mlp: RetargetFn, x_s: torch.Tensor, source_ratios: torch.Tensor, target) -> torch.Tensor:
+    """Offsets of the eye or lip retargeting MLP (spec 4.10) that move the keypoints ``x_s`` (B or 1, K, 3)
+    from the source's open ratios ``source_ratios`` (B or 1, C) to ``target`` (a number, or one per frame).
+
+    The MLP's input is [x_s, source ratios, target] per frame. Frames whose source ratios were not
+    measured (NaN: no face was found there) get no offset."""
+    target = torch.as_tensor(target, dtype=torch.float32, device=x_s.device).reshape(-1, 1)
+    ratios = torch.as_tensor(source_ratios, dtype=torch.float32, device=x_s.device)
+    ratios = ratios.reshape(-1, ratios.shape[-1])
+    n = max(len(x_s), len(ratios), len(target))
+    x_s, ratios, target = x_s.expand(n, -1, -1), ratios.expand(n, -1), target.expand(n, -1)
+    ok = ~torch.isnan(ratios).any(dim=1)
+    if bool(ok.all()):
+        return mlp(x_s, torch.cat([ratios, target], dim=1))
+    delta = torch.zeros_like(x_s)
+    if ok.any():
+        delta[ok] = mlp(x_s[ok], torch.cat([ratios[ok], target[ok]], dim=1))
+    return delta
 
 
 def stitching_only(x_s: torch.Tensor, x_d: torch.Tensor, stitch_delta: StitchFn) -> torch.Tensor:
@@ -270,6 +298,5 @@ def compose_video_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Moti
         exp_new = _rows(src.exp, exp_seq, IDX_LIP if region == "lip" else IDX_EYE)
     else:
         exp_new = src.exp
-    t_new = (t_drv if (not options.relative and region in ("all", "pose")) else src.t).clone()
-    t_new[..., 2] = 0
-    return src.scale[:, :, None] * (kp_c @ R_new + exp_new) + t_new[:, None, :]
+    t_new = t_drv if (not options.relative and region in ("all", "pose")) else src.t
+    return transform_keypoints(kp_c, R_new, exp_new, src.scale, t_new)

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .compose import IDX_EYE, IDX_LIP, Motion, partial_expression_copy
-from .keypoints import apply_stitching, rotation_matrix
+from .compose import Motion, MotionOptions, compose_image_motion
+from .keypoints import apply_stitching, rotation_matrix, transform_keypoints
 
 X, Y, Z = 0, 1, 2
 MOUTH_KEYPOINTS = (3, 7, 14, 17, 19, 20)
@@ -279,10 +279,7 @@ def apply_edit(motion: Motion, kp_c: torch.Tensor, x_s: torch.Tensor, edit: Edit
         R_new = R_s
     exp = edit_expression(motion.exp, edit)
     scale = motion.scale if edit.mov_z == 1.0 else edit.mov_z * motion.scale
-    t = motion.t.clone()
-    if not reference:
-        t[..., 2] = 0
-    x_d = scale[:, :, None] * (kp_c @ R_new + exp) + t[:, None, :]
+    x_d = transform_keypoints(kp_c, R_new, exp, scale, motion.t, keep_tz=reference)
     if edit.eye_ratio is not None and eye_delta is not None:
         x_d = x_d + eye_delta(edit.eye_ratio)
     if edit.lip_ratio is not None and lip_delta is not None:
@@ -295,41 +292,16 @@ def apply_edit(motion: Motion, kp_c: torch.Tensor, x_s: torch.Tensor, edit: Edit
 # -- expression from a driving image ---------------------------------------------------------------
 
 
-def _rows(dst: torch.Tensor, src: torch.Tensor, rows) -> torch.Tensor:
-    out = dst.clone()
-    out[:, list(rows), :] = src[:, list(rows), :]
-    return out
-
 TRANSFER_REGIONS = ("exp", "all", "pose", "lip", "eyes")
 
 
 def driven_motion(src: Motion, drv: Motion, neutral_exp: torch.Tensor, region: str = "exp",
                   relative: bool = True) -> Motion:
-    """The source's motion after a driving *image* acted on it (spec 4.8, driving-image rows).
-
-    Relative: the driving expression counts from the neutral lip array ``neutral_exp``; with a single
-    driving frame the relative rotation, scale ratio and translation are identities. Absolute: the
-    driving's expression (partial copy) and, for 'all' and 'pose', its rotation and translation.
-    Edits applied to the result start from the driven face.
-    """
+    """The source's motion after a driving *image* acted on it (spec 4.8, driving-image rows): the same
+    composition as animating a photo with a photo (``compose_image_motion``); edits start from it."""
     if region not in TRANSFER_REGIONS:
         raise InputError(f"region must be one of {', '.join(TRANSFER_REGIONS)}, not {region!r}")
-    exp_s, exp_d = src.exp, drv.exp
-    if relative:
-        R = (drv.R @ drv.R.transpose(1, 2)) @ src.R if region in ("all", "pose") else src.R
-        moved = exp_s + (exp_d - neutral_exp.to(exp_d))
-        exp = {"all": moved, "exp": moved, "pose": exp_s, "lip": _rows(exp_s, moved, IDX_LIP),
-               # the reference adds the driving's eyes without subtracting the neutral expression
-               "eyes": _rows(exp_s, exp_s + exp_d, IDX_EYE)}[region]
-        scale = src.scale * (drv.scale / drv.scale) if region == "all" else src.scale
-        t = src.t + (drv.t - drv.t) if region in ("all", "pose") else src.t
-    else:
-        R = drv.R if region in ("all", "pose") else src.R
-        exp = {"all": partial_expression_copy(exp_s, exp_d), "exp": partial_expression_copy(exp_s, exp_d),
-               "pose": exp_s, "lip": _rows(exp_s, exp_d, IDX_LIP), "eyes": _rows(exp_s, exp_d, IDX_EYE)}[region]
-        scale = src.scale
-        t = drv.t if region in ("all", "pose") else src.t
-    return Motion(R=R, exp=exp, t=t, scale=scale)
+    return compose_image_motion(src, drv, None, MotionOptions(relative=relative, region=region), neutral_exp)
 
 
 # -- keyframes -------------------------------------------------------------------------------------

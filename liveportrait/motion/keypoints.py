@@ -56,10 +56,11 @@ def kp_info(raw: dict[str, torch.Tensor], num_kp: int = 21) -> dict[str, torch.T
 
 
 def transform_keypoints(kp: torch.Tensor, R: torch.Tensor, exp: torch.Tensor, scale: torch.Tensor,
-                        t: torch.Tensor) -> torch.Tensor:
-    """x = scale * (kp @ R + exp) + (tx, ty, 0). ``scale`` (B, 1), ``t`` (B, 3)."""
+                        t: torch.Tensor, keep_tz: bool = False) -> torch.Tensor:
+    """x = scale * (kp @ R + exp) + (tx, ty, 0) (spec 4.2). ``scale`` (B, 1), ``t`` (B, 3). ``keep_tz``
+    adds t_z too, as the reference's portrait editor does in two places."""
     x = (kp @ R + exp) * scale.reshape(-1, 1, 1)
-    return x + F.pad(t[:, None, 0:2], (0, 1))
+    return x + (t[:, None, :] if keep_tz else F.pad(t[:, None, 0:2], (0, 1)))
 
 
 def transform_info(info: dict[str, torch.Tensor]) -> torch.Tensor:
