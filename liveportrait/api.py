@@ -104,13 +104,14 @@ class LivePortraitPipeline:
         kwargs = {"unit": "frame", "dynamic_ncols": True, "leave": False, **self._progress_kwargs}
         return tqdm(iterable, total=total, desc=desc, **kwargs)
 
-    def engine(self, config: AnimateConfig):
-        """The orchestration for one config, on this pipeline's networks, face finder and progress bars."""
+    def engine(self, config: AnimateConfig, progress=None):
+        """The orchestration for one config, on this pipeline's networks, face finder and progress bars
+        (or ``progress(iterable, total, description)``, e.g. a web page's)."""
         from .pipeline import Pipeline
 
         c = self.compute
         return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend),
-                        cropper=self.cropper, progress=self._progress)
+                        cropper=self.cropper, progress=progress or self._progress)
 
     # -- animate ------------------------------------------------------------------------------------
 
@@ -129,12 +130,12 @@ class LivePortraitPipeline:
         plan = plan_job(source, driving, None, config, decide_output=False)
         return self.animate_planned(plan, config, callback_on_frame)
 
-    def animate_planned(self, plan: JobPlan, config: AnimateConfig,
-                        callback_on_frame: FrameCallback | None = None) -> "AnimationOutput":
+    def animate_planned(self, plan: JobPlan, config: AnimateConfig, callback_on_frame: FrameCallback | None = None,
+                        progress=None) -> "AnimationOutput":
         """``__call__`` for a job already checked by ``plan_job`` (the command line checks before loading)."""
         from .pipeline import render
 
-        engine = self.engine(config)
+        engine = self.engine(config, progress)
         return AnimationOutput(render(plan, engine), plan, engine, callback_on_frame)
 
     def motion(self, driving, **options) -> "MotionTemplate":  # noqa: F821 - liveportrait.media

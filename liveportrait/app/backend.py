@@ -15,14 +15,13 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..config import SOURCE_SCALE
 from ..errors import InputError
-from ..motion.compose import DRIVING_OPTIONS, REGIONS, MotionOptions
 from ..motion.editing import CONTROL, CONTROLS, EDIT_FIELDS, INTERPOLATIONS, TRANSFER_REGIONS, Edit, Keyframe
 from .editor import EDIT_CROP_SCALE, Editor, EditSource, retarget_video
 from .uploads import UploadLimits, check_upload, load_photo
@@ -31,22 +30,8 @@ Progress = Callable[[Iterator, "int | None", str], Iterator]
 SLIDER_NAMES = tuple(c.name for c in CONTROLS)
 
 
-@dataclass(frozen=True)
-class AnimateOptions:
-    """The Animate tab's options (the reference app's defaults, spec 5.1)."""
-
-    relative: bool = True
-    region: str = "all"
-    driving_option: str = "expression-friendly"
-    multiplier: float = 1.0
-    stitching: bool = True
-    normalize_lip: bool = False
-    paste_back: bool = True
-    scale: float = 2.3
-    vx: float = 0.0
-    vy: float = -0.125
-    crop_driving: str = "auto"
-    smooth: float = 0.0
+# the Animate tab's (and its API's) names for options whose config field is longer
+APP_OPTION_NAMES = {"scale": "source_scale", "vx": "source_vx", "vy": "source_vy"}
 
 
 def _file_key(path: Path) -> str:
@@ -120,13 +105,20 @@ def keyframe_json(keyframes: list[dict]) -> str:
 class AppBackend:
     """The app's work: prepare and edit portraits, animate, retarget videos, keyframe animations."""
 
-    def __init__(self, networks, device: str = "cpu", precision: str = "fp32", workdir: str | os.PathLike | None = None,
+    def __init__(self, pipe, device: str = "cpu", precision: str = "fp32", workdir: str | os.PathLike | None = None,
                  limits: UploadLimits = UploadLimits(), cropper=None, cache_size: int = 4, watermark: bool = True):
+        """``pipe``: the ``LivePortraitPipeline`` every tab runs on (or plain networks, run as given on
+        ``device`` in ``precision``)."""
         from ..animator import Animator
+        from ..api import LivePortraitPipeline
         from ..provenance import Stamp
 
-        self.networks = networks
-        self.device, self.precision = device, precision
+        if not isinstance(pipe, LivePortraitPipeline):
+            pipe = LivePortraitPipeline(pipe, device=device, precision=precision, backend="eager", cropper=cropper,
+                                        tune_memory=False)
+        self.pipe = pipe
+        self.networks = pipe.networks
+        self.device, self.precision = pipe.compute.device, pipe.compute.precision
         self.limits = limits
         if workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="liveportrait-app-"))
@@ -135,7 +127,7 @@ class AppBackend:
             self.workdir = Path(workdir)
             self.workdir.mkdir(parents=True, exist_ok=True)
         self._cropper = cropper
-        self.editor = Editor(Animator(networks, device, precision), cropper)
+        self.editor = Editor(Animator(self.networks, self.device, self.precision), cropper)
         self.sources = _LRU(cache_size)
         self.driven = _LRU(cache_size)
         self.watermark = watermark
@@ -241,44 +233,33 @@ class AppBackend:
     # -- Animate tab ---------------------------------------------------------------------------------
 
     def pipeline(self, config, progress: Progress | None = None):
-        from ..pipeline import Pipeline
+        return self.pipe.engine(config, progress)
 
-        return Pipeline(self.networks, config, cropper=self.cropper, progress=progress)
-
-    def animate(self, source, driving, options: AnimateOptions = AnimateOptions(),
+    def animate(self, source, driving, options: dict[str, Any] | None = None,
                 progress: Progress | None = None) -> tuple[Path, bool]:
-        """Animate with ``pipeline.run``; returns the result file and whether it is a video."""
-        from ..pipeline import AnimateConfig
-        from ..pipeline import run as run_pipeline
+        """Animate through the Python API; ``options`` by the tab's names (those of ``AnimateConfig`` and
+        ``MotionOptions``, with ``scale``/``vx``/``vy`` for the source crop). Returns the result file and
+        whether it is a video."""
+        from ..api import make_config
+        from ..config import AnimateConfig
+        from ..plan import plan_job
 
         src, src_kind = check_upload(source, ("image", "video"), "a source photo or video", self.limits)
         drv, drv_kind = check_upload(driving, ("video", "image", "template"),
                                      "a driving video, photo or motion template", self.limits)
-        o = options
-        if o.region not in REGIONS:
-            raise InputError(f"animation region must be one of {', '.join(REGIONS)}")
-        if o.driving_option not in DRIVING_OPTIONS:
-            raise InputError(f"driving option must be one of {', '.join(DRIVING_OPTIONS)}")
-        if o.crop_driving not in ("auto", "always", "never"):
-            raise InputError("driving crop must be auto, always or never")
-        motion = MotionOptions(relative=bool(o.relative), region=o.region, driving_option=o.driving_option,
-                               multiplier=float(o.multiplier), stitching=bool(o.stitching),
-                               normalize_lip=bool(o.normalize_lip))
-        config = AnimateConfig(motion=motion, source_scale=float(o.scale), source_vx=float(o.vx),
-                               source_vy=float(o.vy), crop_driving=o.crop_driving, paste_back=bool(o.paste_back),
-                               smooth=float(o.smooth), save_template=False, watermark=self.watermark,
-                               device=self.device, precision=self.precision)
+        given = {APP_OPTION_NAMES.get(k, k): v for k, v in (options or {}).items()}
+        config = make_config(AnimateConfig(save_template=False, watermark=self.watermark), **given)
         if src_kind == "image":
             load_photo(src, "a source photo", self.limits)  # pixel limit before the pipeline decodes it
-        folder = self._out("")  # the pipeline names the result and picks picture or video
-        result = run_pipeline(src, drv, folder, self.pipeline(config, progress))
-        return result.output, result.output.suffix.lower() == ".mp4"
+        plan = plan_job(src, drv, self._out(""), config)  # in a fresh folder; the plan names the result
+        result = self.pipe.animate_planned(plan, config, progress=progress).save_planned(plan)
+        return result.output, not result.still
 
     # -- Retarget video tab --------------------------------------------------------------------------
 
     def retarget(self, video, eye_ratio: float | None, lip_ratio: float | None, smooth: float = 3e-6,
-                 silent: bool = False, scale: float = 2.3, progress: Progress | None = None) -> Path:
-        from ..pipeline import AnimateConfig
+                 silent: bool = False, scale: float = SOURCE_SCALE, progress: Progress | None = None) -> Path:
+        from ..config import AnimateConfig
 
         src, _ = check_upload(video, ("video",), "a source video", self.limits)
         smooth = float(smooth)

@@ -21,10 +21,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from ..config import DRIVING_OPTIONS, REGIONS, SOURCE_SCALE, SOURCE_VY  # noqa: E402
 from ..errors import LivePortraitError  # noqa: E402
-from ..motion.compose import DRIVING_OPTIONS, REGIONS  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
-from .backend import AnimateOptions, AppBackend  # noqa: E402
+from .backend import AppBackend  # noqa: E402
 from .editor import EDIT_CROP_SCALE  # noqa: E402
 from .examples import write_examples  # noqa: E402
 
@@ -171,9 +171,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         a_multiplier = gr.Slider(0, 2, value=1.0, step=0.01, label="driving multiplier")
                         a_smooth = gr.Number(0.0, label="motion smoothing (Kalman variance, e.g. 1e-6; 0 off)")
                     with gr.Row():
-                        a_scale = gr.Slider(1.8, 3.2, value=2.3, step=0.05, label="source crop scale")
+                        a_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="source crop scale")
                         a_vx = gr.Slider(-0.5, 0.5, value=0.0, step=0.01, label="source crop x shift")
-                        a_vy = gr.Slider(-0.5, 0.5, value=-0.125, step=0.01, label="source crop y shift")
+                        a_vy = gr.Slider(-0.5, 0.5, value=SOURCE_VY, step=0.01, label="source crop y shift")
                 a_run = gr.Button("Animate", variant="primary", elem_id="animate-run")
                 a_error = gr.Markdown(elem_id="animate-error")
                 with gr.Row():
@@ -254,7 +254,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                             r_lip = gr.Slider(0, 0.8, value=0.0, step=0.01, label="target lip-open ratio")
                         r_silent = gr.Checkbox(False, label="keep the lips silent (neutral mouth)")
                         r_smooth = gr.Number(3e-6, label="motion smoothing (Kalman variance)")
-                        r_scale = gr.Slider(1.8, 3.2, value=2.3, step=0.05, label="crop scale")
+                        r_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="crop scale")
                         r_run = gr.Button("Retarget", variant="primary")
                         r_error = gr.Markdown(elem_id="retarget-error")
                     r_out = gr.Video(label="Result", interactive=False)
@@ -280,7 +280,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
             v = dict(zip(animate_names, args))
             # gradio passes the tracked gr.Progress of the signature after the inputs
             progress = args[len(animate_names)] if len(args) > len(animate_names) else None
-            options = AnimateOptions(**{k: v[k] for k in animate_names[2:]})
+            options = {k: v[k] for k in animate_names[2:]}
             path, is_video = b.animate(v["source"], v["driving"], options,
                                        _progress_adapter(progress) if progress is not None else None)
             return (str(path), None) if is_video else (None, str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_SMOOTH, SOURCE_VY
 from . import HelpFormatter, crop_box, number
 
 
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
     io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
                     "else mp4 for videos and png for a single image; png with a video gives a folder of frames)")
-    io.add_argument("--crf", type=number(int, 0, 51), default=18,
+    io.add_argument("--crf", type=number(int, 0, 51), default=CRF,
                     help="H.264 quality: lower is better, 18 is visually lossless")
     io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
                     help="which input's sound goes into the output (falls back to the other)")
@@ -71,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     motion.add_argument("--smooth", type=number(low=0), default=0.0, metavar="VARIANCE",
                         help="temporal smoothing of the driving motion for photo sources (Kalman observation "
                              "variance; try 1e-6; 0 is off)")
-    motion.add_argument("--source-video-smooth", type=number(low=0), default=3e-7, metavar="VARIANCE",
+    motion.add_argument("--source-video-smooth", type=number(low=0), default=SOURCE_VIDEO_SMOOTH, metavar="VARIANCE",
                         help="smoothing of the motion for video sources")
     motion.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
     motion.add_argument("--eye-retargeting", action="store_true", help="drive the eyes by the driving's eye ratio")
@@ -87,14 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
     framing.add_argument("--crop-box", type=crop_box, metavar="x0,y0,x1,y1",
                          help="frame this box instead of detecting a face")
-    framing.add_argument("--scale", type=number(above=0), default=2.3,
+    framing.add_argument("--scale", type=number(above=0), default=SOURCE_SCALE,
                          help="source crop scale (larger: more around the face)")
     framing.add_argument("--vx", type=number(), default=0.0, help="source crop horizontal shift")
-    framing.add_argument("--vy", type=number(), default=-0.125, help="source crop vertical shift (negative: up)")
+    framing.add_argument("--vy", type=number(), default=SOURCE_VY, help="source crop vertical shift (negative: up)")
     framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
                          help="crop the driving video's face (auto: only when the video is not square)")
     framing.add_argument("--no-paste-back", action="store_true", help="output the animated crop only")
-    framing.add_argument("--max-dim", type=number(int, 0), default=1920,
+    framing.add_argument("--max-dim", type=number(int, 0), default=SOURCE_MAX_DIM,
                          help="longest side of the source kept for output (0: no limit)")
 
     compute = p.add_argument_group("compute")

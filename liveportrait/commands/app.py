@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
-    p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
+    p.add_argument("--model-config", default=None, choices=("released", "tiny"), help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
@@ -82,8 +82,6 @@ def require_app_extra() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .animate import load_networks, pick_device
-
     require_app_extra()
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
@@ -92,12 +90,11 @@ def run(args: argparse.Namespace) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-    device = pick_device(args.device)
-    precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
-    nets = load_networks(args.weights, args.model_config, args.quiet)
-    from ..speed import accelerate, pick_backend
+    from ..api import LivePortraitPipeline
 
-    nets = accelerate(nets, pick_backend(args.backend, device, precision), device=device)
+    pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
+                                                precision=args.precision, model_config=args.model_config,
+                                                quiet=args.quiet)
     _stay_offline()
 
     from ..app.backend import AppBackend
@@ -106,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     limits = UploadLimits(video_mb=args.max_upload_mb, image_mb=min(30.0, args.max_upload_mb),
                           template_mb=min(50.0, args.max_upload_mb))
-    backend = AppBackend(nets, device, precision, limits=limits, watermark=not args.no_watermark)
+    backend = AppBackend(pipe, limits=limits, watermark=not args.no_watermark)
     demo = build_app(backend)
     launch(demo, args.host, args.port or None, args.share, allowed_paths=[str(backend.workdir)],
            max_file_mb=limits.largest_mb, block=True, quiet=args.quiet)
