@@ -57,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..animator import Animator
     from ..errors import InputError
+    from ..live import CameraSource, FileSource, LiveEngine
     from ..media import read_image
     from ..motion.compose import MotionOptions
     from ..pipeline import resize_256
     from ..speed import accelerate, pick_backend, set_threads
-    from ..speed.stream import BackgroundWriter, CameraSource, FileSource, LiveEngine
+    from ..speed.stream import BackgroundWriter
     from .animate import load_networks, pick_device
 
     device = pick_device(args.device)

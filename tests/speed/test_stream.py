@@ -8,15 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from liveportrait.speed.stream import (
-    Arrival,
-    BackgroundWriter,
-    FrameSource,
-    LatestFrame,
-    LiveEngine,
-    MotionSmoother,
-    prefetch,
-)
+from liveportrait.live import Arrival, FrameSource, LatestFrame, LiveEngine, MotionSmoother
+from liveportrait.speed.stream import BackgroundWriter, prefetch
 
 
 def test_prefetch_keeps_order_and_raises_errors():
