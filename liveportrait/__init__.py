@@ -12,8 +12,7 @@ Names are imported on first use, so ``import liveportrait`` (and ``liveportrait 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,18 +23,7 @@ _EXPORTS = {
     "errors": ("LivePortraitError", "InputError", "NoFaceError", "OutputError", "WeightsError", "UnsafeFileError"),
     "pipeline": ("AnimationResult",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE) + ["__version__"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ += ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -11,15 +11,9 @@ The keypoint math of the edits lives in :mod:`liveportrait.motion.editing`.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
-_LAZY = {"Editor": ".editor", "EditSource": ".editor", "retarget_video": ".editor", "AppBackend": ".backend"}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "editor": ("Editor", "EditSource", "retarget_video"),
+    "backend": ("AppBackend",),
+})

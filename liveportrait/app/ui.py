@@ -8,7 +8,6 @@ unless asked for (see ``liveportrait.commands.app``).
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import os
 import re
 import tempfile
@@ -21,6 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from .._lazy import is_loopback  # noqa: E402
 from ..config import DRIVING_OPTIONS, REGIONS, SOURCE_SCALE, SOURCE_VY  # noqa: E402
 from ..errors import LivePortraitError  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
@@ -397,18 +397,9 @@ def _slider(name: str, value: float | None = None) -> gr.Slider:
                      elem_id=f"edit-{name.replace('_', '-')}")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serving_message(host: str, port: int, share_url: str | None = None) -> str:
     """Where the app is, in our options' words (Gradio's own banner names ``launch(share=True)``)."""
-    if _loopback(host):
+    if is_loopback(host):
         here = f"http://{'127.0.0.1' if host != 'localhost' else host}:{port}/"
         text = (f"LivePortrait app: {here} (this computer only; 'liveportrait app --host 0.0.0.0' lets other "
                 f"machines on your network open http://THIS-COMPUTER:{port}/)")

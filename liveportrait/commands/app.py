@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
@@ -41,15 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _stay_offline() -> None:
     """Once the weights are loaded nothing needs the Hugging Face Hub: no telemetry, no look-ups."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -85,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     require_app_extra()
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
-    if not _is_loopback(args.host) and not args.quiet:
+    from .._lazy import is_loopback
+
+    if not is_loopback(args.host) and not args.quiet:
         print(f"note: listening on {args.host}: other machines on the network can use this app", file=sys.stderr)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

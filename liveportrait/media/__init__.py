@@ -13,8 +13,7 @@ load PyAV or Pillow until they are used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "image": (
@@ -57,19 +56,7 @@ _EXPORTS = {
     ),
     "_files": ("as_fps",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

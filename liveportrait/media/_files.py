@@ -74,6 +74,15 @@ def _snap_float_fps(f: float) -> Fraction:
     return Fraction(f).limit_denominator(1001)
 
 
+def by_extension(path: PathLike, table: dict, what: str):
+    """``table``'s entry for ``path``'s extension, or one InputError listing the known ones."""
+    ext = Path(path).suffix.lower()
+    if ext not in table:
+        raise InputError(f"{path}: cannot write {what} as {ext or '(no extension)'}; use one of "
+                         f"{', '.join(sorted(table))}")
+    return table[ext]
+
+
 def _default_mode() -> int:
     """The permission bits a plain ``open(path, "w")`` would give (mkstemp uses 0600)."""
     umask = os.umask(0)

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InputError
 from ..provenance import NotGenerated, Stamp, writer_stamp
-from ._files import PathLike, atomic_output, check_input_file, read_head
+from ._files import PathLike, atomic_output, by_extension, check_input_file, read_head
 
 # 100 megapixels is about 10000x10000; larger images are refused before decoding (decompression bombs)
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -277,11 +277,7 @@ def write_image(
 
 
 def _write_format(path: PathLike) -> str:
-    ext = Path(path).suffix.lower()
-    if ext not in _WRITE_FORMATS:
-        known = ", ".join(sorted(_WRITE_FORMATS))
-        raise InputError(f"{path}: unknown image format {ext or '(no extension)'}; use one of {known}")
-    return _WRITE_FORMATS[ext]
+    return by_extension(path, _WRITE_FORMATS, "an image")
 
 
 def _to_pil(image: np.ndarray) -> Image.Image:

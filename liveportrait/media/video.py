@@ -43,6 +43,7 @@ from ._audio import AudioTrack, open_audio_track
 from ._files import (
     PathLike,
     as_fps,
+    by_extension,
     check_folder_writable,
     check_input_file,
     commit,
@@ -465,11 +466,7 @@ class VideoWriter(_AtomicSink):
 
 
 def _video_muxer(path: PathLike) -> str:
-    ext = Path(path).suffix.lower()
-    if ext not in _VIDEO_MUXERS:
-        known = ", ".join(sorted(_VIDEO_MUXERS))
-        raise InputError(f"{path}: cannot write video as {ext or '(no extension)'}; use one of {known}")
-    return _VIDEO_MUXERS[ext]
+    return by_extension(path, _VIDEO_MUXERS, "video")
 
 
 def _check_encoder(codec: str) -> None:

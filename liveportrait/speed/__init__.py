@@ -20,8 +20,8 @@ openvino       the same ONNX graphs compiled by OpenVINO (telemetry off)        
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
+from ..config import BACKENDS  # torch-free
 
 # names served lazily, so that importing liveportrait.speed.allocator (which the CLI does before
 # any work) does not import torch
@@ -29,16 +29,6 @@ _EXPORTS = {
     "backends": ("AcceleratedNetworks", "FIDELITY_PSNR_DB", "FIDELITY_REL_L2", "accelerate", "pick_backend",
                  "set_threads"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE) + ["BACKENDS"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ += ["BACKENDS"]
 
-from ..config import BACKENDS  # noqa: E402 - torch-free
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
