@@ -153,10 +153,11 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         raise InputError("--no-crop and --crop-box cannot be used together")
     precision, backend = args.precision, args.backend
     if device != "auto":
-        from ..speed.compute import resolve_compute
+        from ..speed import pick_backend
+        from ..speed.compute import resolve_precision
 
-        compute = resolve_compute(device, precision, backend)
-        precision, backend = compute.precision, compute.backend
+        precision = resolve_precision(precision, device)
+        backend = pick_backend(backend, device, precision)
     motion = MotionOptions(
         relative=not args.absolute, region=args.animation_region, driving_option=args.driving_option,
         multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
