@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,6 +11,27 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+
+STATEMENT = "AI-generated with liveportrait"
+
+
+def verify_json(path: Path, capsys) -> tuple[int, dict]:
+    """``liveportrait verify --json PATH``: its exit code and report."""
+    from liveportrait.cli import main
+
+    capsys.readouterr()
+    code = main(["verify", "--json", str(path)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def assert_fully_marked(path: Path, capsys) -> str:
+    """``verify`` exits 0 and finds both the label and the watermark, with one run id; returns it."""
+    code, report = verify_json(path, capsys)
+    assert code == 0, report
+    assert report["metadata"] is not None and report["metadata"]["statement"] == STATEMENT, f"{path.name}: no label"
+    assert report["watermark"]["found"], f"{path.name}: no watermark"
+    assert report["run_ids_agree"] is True, report
+    return report["metadata"]["run_id"]
 
 
 def square(rgb: np.ndarray, size: int = 512) -> np.ndarray:

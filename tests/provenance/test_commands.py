@@ -13,23 +13,7 @@ import pytest
 
 from liveportrait.cli import main
 from liveportrait.provenance import NOT_GENERATED
-
-STATEMENT = "AI-generated with liveportrait"
-
-
-def verify_json(path: Path, capsys) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = main(["verify", "--json", str(path)])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def assert_fully_marked(path: Path, capsys) -> str:
-    code, report = verify_json(path, capsys)
-    assert code == 0, report
-    assert report["metadata"] is not None and report["metadata"]["statement"] == STATEMENT, f"{path.name}: no label"
-    assert report["watermark"]["found"], f"{path.name}: no watermark"
-    assert report["run_ids_agree"] is True, report
-    return report["metadata"]["run_id"]
+from tests.provenance.conftest import STATEMENT, assert_fully_marked, verify_json  # noqa: F401
 
 
 @pytest.fixture(scope="module")

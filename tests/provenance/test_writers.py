@@ -6,32 +6,12 @@ it, and checked with the real ``liveportrait verify`` command.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from liveportrait.cli import main
 from liveportrait.media import image as im
 from liveportrait.media import video as vid
 from liveportrait.provenance import NOT_GENERATED, Stamp, read_metadata
-
-
-def verify_json(path: Path, capsys) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = main(["verify", "--json", str(path)])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def assert_fully_marked(path: Path, capsys) -> str:
-    """``verify`` exits 0 and finds both the label and the watermark, with one run id; returns it."""
-    code, report = verify_json(path, capsys)
-    assert code == 0, report
-    assert report["metadata"] is not None, f"{path.name}: no label"
-    assert report["metadata"]["statement"] == "AI-generated with liveportrait"
-    assert report["watermark"]["found"], f"{path.name}: no watermark"
-    assert report["run_ids_agree"] is True
-    return report["metadata"]["run_id"]
+from tests.provenance.conftest import STATEMENT, assert_fully_marked, verify_json  # noqa: F401
 
 
 @pytest.fixture(scope="module")
