@@ -55,6 +55,7 @@ class MotionInfo:
     motion: Motion
     kp: torch.Tensor  # canonical keypoints (B, K, 3)
     x: torch.Tensor  # the frames' own transformed keypoints (B, K, 3)
+    angles: torch.Tensor | None = None  # head pose (B, 3): pitch, yaw, roll in degrees
 
 
 @dataclass
@@ -121,7 +122,8 @@ class Animator:
         R = kpm.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
         motion = Motion(R=R, exp=info["exp"], t=info["t"], scale=info["scale"])
         x_own = kpm.transform_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"])
-        return MotionInfo(motion=motion, kp=info["kp"], x=x_own)
+        angles = torch.cat([info["pitch"], info["yaw"], info["roll"]], dim=1)
+        return MotionInfo(motion=motion, kp=info["kp"], x=x_own, angles=angles)
 
     @torch.inference_mode()
     def appearance(self, images) -> torch.Tensor:

@@ -25,11 +25,23 @@ BACKENDS = ("eager", "fast", "compile", "onnxruntime", "openvino")
 SOURCE_SCALE = 2.3  # crop side over face size for sources
 SOURCE_VX = 0.0
 SOURCE_VY = -0.125  # negative: the crop moves up
-SOURCE_MAX_DIM = 1920  # longest side of a source kept for output
+SOURCE_MAX_DIM = 1920  # longest side of a source photo kept for output (area interpolation)
+# A source video's frames follow the reference's resize_to_limit instead (spec 4.2, v2v-notes section 1):
+# longest side at most 1280, OpenCV's default bilinear resize, the other side truncated with int(), then
+# the bottom and right edges trimmed to multiples of 2. Photos keep the larger limit on purpose: it bounds
+# the one picture the animated face is pasted back into, so a large photo keeps more of its resolution for
+# the cost of one frame, and its face crop differs from the reference's by resampling only. A video's frames
+# are each cropped, pasted into and encoded at that size: they are the reference's frames, so a video source
+# gives the reference's crops, keypoints and frame size (its video-to-video conformance check).
+SOURCE_VIDEO_MAX_DIM = 1280
+SOURCE_DIVISION = 2  # a source video frame's sides are trimmed to multiples of this
 CRF = 18  # x264 quality: visually lossless, what the reference passes to ffmpeg
 SOURCE_VIDEO_SMOOTH = 3e-7  # the reference's Kalman observation variance for source videos
 LIP_NORMALIZE_THRESHOLD = 0.03
 SOURCE_VIDEO_EYE_THRESHOLD = 0.18
+# Source-video eye retargeting (spec 4.7 "Eye normalisation before animation", v2v-notes section 6.3): the
+# eye-open target is the mean of frame 0's two eye ratios, or this when that mean is under the threshold
+SOURCE_VIDEO_EYE_FALLBACK_TARGET = 0.39
 
 Region = Literal["all", "exp", "pose", "lip", "eyes"]
 FaceChoice = Union[str, int]
@@ -98,7 +110,8 @@ class AnimateConfig:
     source_vy: float = SOURCE_VY
     crop_driving: str = "auto"  # "auto" (crop non-square videos), "always", "never"
     paste_back: bool = True
-    source_max_dim: int = SOURCE_MAX_DIM
+    source_max_dim: int = SOURCE_MAX_DIM  # photos (0: no limit)
+    source_video_max_dim: int = SOURCE_VIDEO_MAX_DIM  # the frames of a source video (0: no limit)
     # motion over time
     reference_frame: Union[int, str] = 0  # driving frame taken as neutral, or "auto"
     smooth: float = 0.0  # Kalman observation variance for the driving motion of still sources (0: off)
@@ -135,6 +148,8 @@ class AnimateConfig:
         _choice(self.crop_driving, "crop driving", CROP_DRIVING)
         _need(isinstance(self.source_max_dim, int) and self.source_max_dim >= 0,
               f"source max dim must be a whole number from 0, got {self.source_max_dim!r}")
+        _need(isinstance(self.source_video_max_dim, int) and self.source_video_max_dim >= 0,
+              f"source video max dim must be a whole number from 0, got {self.source_video_max_dim!r}")
         _need(self.reference_frame == "auto" or (isinstance(self.reference_frame, int)
                                                  and not isinstance(self.reference_frame, bool)
                                                  and self.reference_frame >= 0),

@@ -8,7 +8,9 @@ downloaded weights give the reference pictures.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -118,15 +120,120 @@ def pipeline_outputs(animator: Animator, inputs: dict[str, np.ndarray]) -> dict[
     return out
 
 
+# video-to-video fixture variant -> options (a MotionOptions field, or an AnimateConfig one such as the
+# smoothing variance); every other option keeps the reference CLI default
+VIDEO_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "no_smooth": {"source_video_smooth": 0.0},
+    "smooth_strong": {"source_video_smooth": 1e-3},
+    "eye_retarget": {"source_video_eye_retargeting": True},
+    "normalize_lip": {"normalize_lip": True},
+    "pre_deltas_no_stitching": {"source_video_eye_retargeting": True, "normalize_lip": True, "stitching": False},
+    "no_stitching": {"stitching": False},
+    "region_exp": {"region": "exp"},
+    "region_pose": {"region": "pose"},
+    "region_lip": {"region": "lip"},
+    "region_eyes": {"region": "eyes"},
+    "absolute": {"relative": False},
+    "absolute_region_exp": {"relative": False, "region": "exp"},
+    "absolute_region_pose": {"relative": False, "region": "pose"},
+    "pose_friendly": {"driving_option": "pose-friendly"},
+    "multiplier_1p5": {"multiplier": 1.5},
+}
+VIDEO_IMAGE_DRIVING_VARIANTS = {"image_driving": {}, "image_driving_absolute": {"relative": False}}
+VIDEO_RENDERED = {"default": 2}
+
+
+class FixtureLandmarks:
+    """A face backend that knows a fixture's frames: it finds one face per frame, with the fixture's
+    203 landmarks (synthetic: no landmark model runs here), so that the product's own ``Cropper``
+    measures the eye and lip ratios from them as it does from a real landmark model's."""
+
+    num_landmarks = 203
+
+    def __init__(self, frames, landmarks):
+        self._landmarks = {self._key(f): np.asarray(lm, np.float32) for f, lm in zip(frames, landmarks)}
+
+    @staticmethod
+    def _key(image: np.ndarray) -> bytes:
+        return hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest()
+
+    def detect(self, image_rgb: np.ndarray, thorough: bool = False) -> list:
+        from .face.backend import Face
+
+        lm = self._landmarks.get(self._key(image_rgb))
+        if lm is None:
+            return []
+        return [Face(box=np.concatenate([lm.min(0), lm.max(0)]).astype(np.float64), score=1.0, source="fixture")]
+
+    def landmarks(self, image_rgb: np.ndarray, face) -> np.ndarray | None:
+        return self._landmarks.get(self._key(image_rgb))
+
+
+def _driving(motion: Motion, is_video: bool):
+    from .media import MotionTemplate
+    from .pipeline import DrivingMotion
+
+    template = MotionTemplate(fps=25, R=motion.R.numpy(), exp=motion.exp.numpy(), t=motion.t.numpy(),
+                              scale=motion.scale.numpy())
+    return DrivingMotion(template, is_video=is_video)
+
+
+def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``v2v_*`` outputs of a video-to-video fixture through the pipeline's own source-video path:
+    pass 1 (``source_video_motions``), the keypoints of every variant (``video_keypoints``: composition,
+    Kalman smoothing, pre-animation deltas, stitching) and pass 2 (``animate_video``). The frames are
+    taken as already framed (``--crop none``, no paste-back), as the reference was run."""
+    from .config import AnimateConfig
+    from .face.cropper import Cropper
+    from .pipeline import Pipeline
+    from .plan import STILL_FPS, MediaInput
+
+    frames = list(inputs["v2v_source_rgb_256"])
+    cropper = Cropper(FixtureLandmarks(frames, inputs["v2v_source_lmk"]))
+    fps = float(inputs["v2v_fps"]) if "v2v_fps" in inputs else 0.0
+    source = MediaInput(path=None, kind="video", frames=len(frames),
+                        fps=Fraction(fps).limit_denominator(1001) if fps > 0 else STILL_FPS, sequence=frames)
+    drv = template_motion(inputs)
+    video, image = _driving(drv, True), _driving(drv[0], False)
+    base = AnimateConfig(crop="none", paste_back=False)
+    record = Pipeline(nets, base, cropper).source_video_motions(source, len(video))[0]
+
+    out: dict[str, np.ndarray] = {}
+    motion = record["motion"]
+    for j, name in enumerate(("pitch", "yaw", "roll")):
+        out[f"v2v_{name}"] = _np(record["angles"][:, j:j + 1])
+    out.update(v2v_kp=_np(record["kp"]), v2v_exp=_np(motion.exp), v2v_t=_np(motion.t), v2v_scale=_np(motion.scale),
+               v2v_R_s=_np(motion.R), v2v_x_s=_np(record["x_s"]))
+
+    config_fields = set(AnimateConfig.field_names())
+    cases = [(name, opts, video) for name, opts in VIDEO_VARIANTS.items()]
+    cases += [(name, opts, image) for name, opts in VIDEO_IMAGE_DRIVING_VARIANTS.items()]
+    for name, opts, driving in cases:
+        motion_opts = {k: v for k, v in opts.items() if k not in config_fields}
+        config = base.but(motion=MotionOptions(**motion_opts), **{k: v for k, v in opts.items() if k in config_fields})
+        pipe = Pipeline(nets, config, cropper)
+        x_d = pipe.video_keypoints(record, driving)
+        out[f"v2v_{name}_kp_driving"] = _np(x_d)
+        if name in VIDEO_RENDERED:
+            renders = pipe.animate_video(source, record, x_d[: VIDEO_RENDERED[name]], raw=True)
+            out[f"v2v_{name}_out"] = _np(torch.cat(list(renders)))
+    return out
+
+
 def run_fixture(inputs: dict[str, np.ndarray], weights_dir: str | os.PathLike,
                 backend: str = "auto") -> dict[str, np.ndarray]:
-    """Every module-level and pipeline-level output key of a conformance fixture.
+    """Every module-level, pipeline-level and video-to-video output key of a conformance fixture.
 
     ``backend="auto"`` computes as ``liveportrait animate`` does on a CPU in float32 (the fast exact
     rewrites); ``"eager"`` runs the plain modules, as on a GPU.
     """
     nets = _networks(str(weights_dir), backend)
-    out = module_outputs(nets, inputs)
-    if "template_motion_R" in inputs:
-        out.update(pipeline_outputs(Animator(nets, "cpu", "fp32"), inputs))
+    out: dict[str, np.ndarray] = {}
+    if "source_rgb_256" in inputs:
+        out.update(module_outputs(nets, inputs))
+        if "template_motion_R" in inputs:
+            out.update(pipeline_outputs(Animator(nets, "cpu", "fp32"), inputs))
+    if "v2v_source_rgb_256" in inputs:
+        out.update(video_outputs(nets, inputs))
     return out

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from .animator import Animator, PreparedSource, to_uint8
-from .config import AnimateConfig, FaceChoice  # noqa: F401 - AnimateConfig re-exported
+from .config import (  # noqa: F401 - AnimateConfig re-exported
+    SOURCE_DIVISION,
+    SOURCE_VIDEO_EYE_FALLBACK_TARGET,
+    AnimateConfig,
+    FaceChoice,
+)
 from .errors import InputError
 from .motion.compose import (
     Motion,
@@ -111,6 +116,22 @@ def limit_size(image: np.ndarray, max_dim: int) -> np.ndarray:
         s = max_dim / max(h, w)
         image = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
     return image
+
+
+def resize_to_limit(image: np.ndarray, max_dim: int, division: int = SOURCE_DIVISION) -> np.ndarray:
+    """A source-video frame limited as the reference does (spec 4.2 ``resize_to_limit``): a longer side over
+    ``max_dim`` (0: no limit) shrunk to it with OpenCV's default bilinear resize, the other side truncated
+    with int(); then the bottom and right edges cut to multiples of ``division`` (not if a side would be 0)."""
+    h, w = image.shape[:2]
+    if max_dim > 0 and max(h, w) > max_dim:
+        size = (max(1, int(w * (max_dim / h))), max_dim) if h > w else (max_dim, max(1, int(h * (max_dim / w))))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    h, w = image.shape[:2]
+    division = max(division, 1)
+    new_h, new_w = h - h % division, w - w % division
+    if new_h == 0 or new_w == 0 or (new_h, new_w) == (h, w):
+        return image
+    return np.ascontiguousarray(image[:new_h, :new_w])
 
 
 def resize_256(image: np.ndarray) -> np.ndarray:
@@ -285,17 +306,20 @@ class Pipeline:
             return [self.cropper.crop_from_box(image, cfg.crop)]
         return self.cropper.crop_image(image, cfg.face, cfg.source_scale, cfg.source_vx, cfg.source_vy)
 
+    def _ratios(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(eye (2,), lip (1,)) ratios of the largest face of an uncropped picture; (None, None) without a face."""
+        try:
+            return self.cropper.ratios(image)
+        except InputError:
+            return None, None
+
     def prepare_image(self, image: np.ndarray) -> list[SourceFace]:
         from .face.mask import PasteBack
 
         faces = []
         for fc in self.source_crops(image):
             if fc is None:
-                eye = lip = None
-                try:
-                    eye, lip = self.cropper.ratios(image)
-                except InputError:
-                    pass
+                eye, lip = self._ratios(image)
                 prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
                 faces.append(SourceFace(None, prepared, None))
                 continue
@@ -360,17 +384,20 @@ class Pipeline:
             for i, frame in enumerate(self._progress(reader, total, "source motion")):
                 if limit is not None and i >= limit:
                     break
-                frame = limit_size(frame, cfg.source_max_dim)
+                frame = resize_to_limit(frame, cfg.source_video_max_dim)
                 if tracks is None:
                     tracks = [_SourceTrack(t, self.animator) for t in self._source_trackers(frame, float(info.fps))]
                 for track in tracks:
+                    ratios = None
                     if cfg.crop == "none":
-                        fc = None
+                        # already framed, but its landmarks are measured still, as the reference does (v2v-notes
+                        # section 2), for source-video eye retargeting and lip normalisation
+                        fc, ratios = None, self._ratios(frame)
                     elif cfg.crop != "auto":
                         fc = self.cropper.crop_from_box(frame, cfg.crop)
                     else:
                         fc = track.tracker.update(frame)
-                    track.add(fc, frame)
+                    track.add(fc, frame, ratios)
         if tracks is None:
             raise InputError(f"{_name(path)}: video has no frames")
         if cfg.crop == "auto" and all(m is None for m in tracks[0].m_o2c):
@@ -420,7 +447,7 @@ class Pipeline:
         S = anim.networks.S
         if cfg.motion.source_video_eye_retargeting and has_eye:
             target = float(src["eye"][0].mean())
-            target = 0.39 if target < cfg.motion.source_video_eye_threshold else target
+            target = SOURCE_VIDEO_EYE_FALLBACK_TARGET if target < cfg.motion.source_video_eye_threshold else target
             pre_eye = S.eye_delta(x_s, torch.cat([src_eye, torch.full((n, 1), target)], dim=1))
         if cfg.motion.normalize_lip and cfg.motion.relative and has_lip:
             delta = S.lip_delta(x_s, torch.cat([src_lip, torch.zeros(n, 1)], dim=1))
@@ -435,10 +462,11 @@ class Pipeline:
         with torch.inference_mode():
             return finish_keypoints(x_s, x_d, cfg.motion, S.stitch_delta, eye_d, lip_d, pre_lip, pre_eye)
 
-    def animate_video(self, path: Path, src: dict | list[dict], x_d: torch.Tensor | list[torch.Tensor]
-                      ) -> Iterator[np.ndarray]:
+    def animate_video(self, path: Path, src: dict | list[dict], x_d: torch.Tensor | list[torch.Tensor],
+                      raw: bool = False) -> Iterator[np.ndarray]:
         """Pass 2 over a source video: re-crop each frame with the stored matrices, render every
-        followed face, paste them all back."""
+        followed face, paste them all back. ``raw``: yield instead each frame's renders, float
+        (faces, 3, 512, 512) before clipping and paste-back (what the conformance check compares)."""
         from .face import geometry
         from .face.mask import PasteBack
 
@@ -449,7 +477,7 @@ class Pipeline:
             for i, frame in enumerate(reader):
                 if i >= n:
                     break
-                frame = limit_size(frame, cfg.source_max_dim)
+                frame = resize_to_limit(frame, cfg.source_video_max_dim)
                 result, crops = frame, []
                 for one, xd in zip(srcs, x_ds):
                     m = one["m_o2c"][i]
@@ -458,12 +486,18 @@ class Pipeline:
                     crop256 = resize_256(frame) if m is None else geometry.to_net_input(geometry.warp(frame, m, 512))
                     prepared = PreparedSource(f_s=anim.appearance(crop256), kp_c=one["kp"][i:i + 1],
                                               motion=one["motion"][i], x_s=one["x_s"][i:i + 1])
-                    out = to_uint8(anim.render(prepared, xd[i:i + 1].to(anim.device)))[0]
+                    rendered = anim.render(prepared, xd[i:i + 1].to(anim.device))
+                    if raw:
+                        crops.append(rendered)
+                        continue
+                    out = to_uint8(rendered)[0]
                     if m is not None and cfg.paste_back:
                         result = PasteBack(frame.shape, geometry.invert(m))(out, result)
                     else:
                         crops.append(out)
-                if crops:
+                if raw:
+                    yield torch.cat(crops) if crops else torch.empty(0, 3, 512, 512)
+                elif crops:
                     yield crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
                 else:
                     yield result
@@ -483,11 +517,13 @@ class _SourceTrack:
         self._pending: list[np.ndarray] = []
         self._motions: list = []
 
-    def add(self, fc, frame: np.ndarray) -> None:
+    def add(self, fc, frame: np.ndarray, ratios: tuple | None = None) -> None:
+        """``ratios``: (eye, lip) measured on an uncropped frame (``fc`` None), either None where no face was found."""
         self.m_o2c.append(None if fc is None else fc.M_o2c)
         self._pending.append(resize_256(frame) if fc is None else fc.crop_256)
-        self.eyes.append(np.full(2, np.nan, np.float32) if fc is None or fc.eye_ratio is None else fc.eye_ratio)
-        self.lips.append(np.float32([np.nan]) if fc is None or fc.lip_ratio is None else fc.lip_ratio)
+        eye, lip = ratios if ratios is not None else (None, None) if fc is None else (fc.eye_ratio, fc.lip_ratio)
+        self.eyes.append(np.full(2, np.nan, np.float32) if eye is None else np.asarray(eye, np.float32).reshape(2))
+        self.lips.append(np.float32([np.nan]) if lip is None else np.asarray(lip, np.float32).reshape(1))
         if len(self._pending) == self.BATCH:
             self._flush()
 
@@ -504,6 +540,7 @@ class _SourceTrack:
             "m_o2c": self.m_o2c,
             "kp": torch.cat([m.kp for m in ms]),
             "x_s": torch.cat([m.x for m in ms]),
+            "angles": torch.cat([m.angles for m in ms]),  # (T, 3) pitch, yaw, roll in degrees
             "motion": Motion(*(torch.cat([getattr(m.motion, k) for m in ms]) for k in ("R", "exp", "t", "scale"))),
             "eye": np.stack(self.eyes).astype(np.float32),
             "lip": np.stack(self.lips).astype(np.float32),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_SMOOTH, SOURCE_VY
+from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_MAX_DIM, SOURCE_VIDEO_SMOOTH, SOURCE_VY
 from . import HelpFormatter, crop_box, number
 
 
@@ -95,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
                          help="crop the driving video's face (auto: only when the video is not square)")
     framing.add_argument("--no-paste-back", action="store_true", help="output the animated crop only")
-    framing.add_argument("--max-dim", type=number(int, 0), default=SOURCE_MAX_DIM,
-                         help="longest side of the source kept for output (0: no limit)")
+    framing.add_argument("--max-dim", type=number(int, 0), default=None,
+                         help=f"longest side of the source kept for output (default: {SOURCE_MAX_DIM} for a photo, "
+                              f"{SOURCE_VIDEO_MAX_DIM} for a video as the reference; 0: no limit)")
 
     compute = p.add_argument_group("compute")
     compute.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
@@ -166,7 +167,9 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
     return AnimateConfig(
         motion=motion, crop="none" if args.no_crop else (args.crop_box or "auto"), face=args.face,
         source_scale=args.scale, source_vx=args.vx, source_vy=args.vy, crop_driving=args.crop_driving,
-        paste_back=not args.no_paste_back, source_max_dim=args.max_dim, reference_frame=args.reference_frame,
+        paste_back=not args.no_paste_back, source_max_dim=SOURCE_MAX_DIM if args.max_dim is None else args.max_dim,
+        source_video_max_dim=SOURCE_VIDEO_MAX_DIM if args.max_dim is None else args.max_dim,
+        reference_frame=args.reference_frame,
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,

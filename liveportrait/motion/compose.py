@@ -265,8 +265,9 @@ def compose_video_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Moti
     """Driving keypoints for a source *video* (frame i of the source meets driving frame i), before stitching.
 
     ``drv`` has as many frames as ``src``, or one for a driving image (``ref`` None). Expression and
-    rotation sequences are smoothed over time as the reference does; smoothed rotations are
-    re-orthonormalised (the reference averages matrix entries only).
+    rotation sequences are smoothed over time as the reference does (v2v-notes section 5): the rotations'
+    matrix entries are smoothed and used as they come out, **not** re-orthonormalised, as in the reference
+    (re-orthonormalising moves strongly smoothed keypoints by 1.5e-4, which its conformance check detects).
     """
     n = len(src)
     region = options.region
@@ -281,14 +282,14 @@ def compose_video_source(kp_c: torch.Tensor, src: Motion, drv: Motion, ref: Moti
             rot_seq = src.R
         else:
             rot = (drv.R @ d0.R.transpose(1, 2)) @ src.R
-            rot_seq = torch.from_numpy(orthonormalize(smooth_sequence(rot.cpu().numpy(), smooth_variance)))
+            rot_seq = torch.from_numpy(smooth_sequence(rot.cpu().numpy(), smooth_variance))
         t_drv = src.t
     else:
         if is_image:
             exp_seq, rot_seq, t_drv = d0.exp.expand(n, -1, -1), d0.R.expand(n, -1, -1), d0.t.expand(n, -1)
         else:
             exp_seq = torch.from_numpy(smooth_sequence(drv.exp.cpu().numpy(), smooth_variance))
-            rot_seq = torch.from_numpy(orthonormalize(smooth_sequence(drv.R.cpu().numpy(), smooth_variance)))
+            rot_seq = torch.from_numpy(smooth_sequence(drv.R.cpu().numpy(), smooth_variance))
             t_drv = drv.t
     exp_seq, rot_seq = exp_seq.to(src.exp), rot_seq.to(src.R)
     R_new = rot_seq if region in ("all", "pose") else src.R

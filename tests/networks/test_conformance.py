@@ -82,3 +82,55 @@ def test_lip_array_constant_matches_reference_file(shared_dir):
 
     ref = np.load(shared_dir / "reference-data" / "lip_array.npy")  # stored as float32
     np.testing.assert_array_equal(LIP_ARRAY.astype(np.float32), ref.reshape(1, 21, 3))
+
+
+# -- video-to-video: the source is a video (the kit README's "Video-to-video fixtures") -------------------
+
+V2V_INPUT_KEYS = ("v2v_source_rgb_256", "v2v_source_lmk", "v2v_c_s_eyes", "v2v_c_s_lip", "v2v_driving_frame_index",
+                  "lip_array", "v2v_fps")
+V2V_SOURCE_KEYS = tuple(f"v2v_{k}" for k in ("pitch", "yaw", "roll", "kp", "exp", "t", "scale", "R_s", "x_s"))
+V2V_VARIANTS = ("default", "no_smooth", "smooth_strong", "eye_retarget", "normalize_lip", "pre_deltas_no_stitching",
+                "no_stitching", "region_exp", "region_pose", "region_lip", "region_eyes", "absolute",
+                "absolute_region_exp", "absolute_region_pose", "pose_friendly", "multiplier_1p5", "image_driving",
+                "image_driving_absolute")
+V2V_KEYPOINT_KEYS = tuple(f"v2v_{v}_kp_driving" for v in V2V_VARIANTS)
+V2V_RENDERED_KEYS = ("v2v_default_out",)
+
+
+@pytest.fixture(scope="session")
+def v2v_npz(shared_dir):
+    return np.load(shared_dir / "conformance" / "fixture_v2v_s13_d5.npz")
+
+
+@pytest.fixture(scope="session", params=["auto", "eager"])
+def v2v_outputs(request, v2v_npz, synthetic_weights):
+    """Only the README's input keys go in; the source video's motion, every variant's driving keypoints
+    and the rendered frames come out of the pipeline's own source-video path."""
+    from liveportrait.conformance import run_fixture
+
+    inputs = {k: v2v_npz[k] for k in v2v_npz.files if k in V2V_INPUT_KEYS or k.startswith("template_motion_")}
+    return run_fixture(inputs, synthetic_weights, backend=request.param)
+
+
+def test_v2v_keys_cover_the_fixture(v2v_npz):
+    """Every output key of the fixture (but the optional diagnosis ones) is checked by the tests below."""
+    diagnosis = ("_seq", "_smooth", "_ratio_in", "_delta", "_applied")
+    outputs = {k for k in v2v_npz.files if k.startswith("v2v_") and k not in V2V_INPUT_KEYS
+               and not k.endswith(diagnosis)}
+    assert outputs == set(V2V_SOURCE_KEYS + V2V_KEYPOINT_KEYS + V2V_RENDERED_KEYS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", V2V_SOURCE_KEYS + V2V_KEYPOINT_KEYS)
+def test_v2v_motion_matches_reference(key, v2v_outputs, v2v_npz):
+    assert key in v2v_outputs, f"run_fixture did not return {key}"
+    err = rel_l2(v2v_outputs[key], v2v_npz[key])
+    assert err <= 1e-4, f"{key}: relative L2 error {err:.2e} > 1e-4"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", V2V_RENDERED_KEYS)
+def test_v2v_frames_match_reference(key, v2v_outputs, v2v_npz):
+    assert key in v2v_outputs, f"run_fixture did not return {key}"
+    err = rel_l2(v2v_outputs[key], v2v_npz[key])
+    assert err <= 1e-3, f"{key}: relative L2 error {err:.2e} > 1e-3"
