@@ -34,9 +34,9 @@ def worker(backend: str, allocator: str, frames: int, weights: str, model_config
     import torch
 
     from liveportrait.animator import Animator
+    from liveportrait.bench import load_networks
     from liveportrait.motion.compose import MotionOptions
     from liveportrait.speed import accelerate, set_threads
-    from liveportrait.speed.bench import load_networks
 
     set_threads()
     nets, note = load_networks(weights, model_config)
@@ -81,7 +81,7 @@ def main() -> None:
 
     import numpy as np
 
-    from liveportrait.speed.bench import machine_description
+    from liveportrait.bench import machine_description
 
     configs = [("eager", "default"), ("eager", "tuned")] + [(b, "tuned") for b in (args.backend or ["fast"])]
     best = {c: float("inf") for c in configs}

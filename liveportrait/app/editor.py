@@ -24,7 +24,7 @@ import torch
 
 from ..animator import Animator, PreparedSource, to_uint8
 from ..errors import InputError, NoFaceError
-from ..motion.compose import IDX_EYE, Motion, MotionOptions, retarget_delta, smooth_sequence, stitching_only
+from ..motion.compose import Motion, MotionOptions
 from ..motion.editing import (
     Edit,
     Keyframe,
@@ -34,7 +34,7 @@ from ..motion.editing import (
     interpolate,
     rotation_angles,
 )
-from ..motion.keypoints import transform_keypoints
+from ..motion.video import retarget_keypoints
 
 Progress = Callable[[Iterator, "int | None", str], Iterator]
 
@@ -247,42 +247,6 @@ class RetargetResult:
     seconds: float = 0.0
 
 
-def retarget_keypoints(src: dict, S, lip_array: torch.Tensor, eye_ratio: float | None = None,
-                       lip_ratio: float | None = None, smooth: float = 3e-6, silent: bool = False,
-                       reference: bool = False) -> torch.Tensor:
-    """x_d for every frame of a source video whose eyes and/or lips are set to target open ratios.
-
-    ``src`` is ``Pipeline.source_video_motion``'s record. Normal mode: x_d = x_s + the retargeting
-    deltas, each Kalman-smoothed over time with observation variance ``smooth``, then stitched.
-    Silent mode: every keypoint but the eyes takes the neutral lip-array expression (a closed, still
-    mouth); the eye target still applies. Frames without a detected face keep their keypoints.
-    t_z is left out of the silent keypoints unless ``reference`` (the official app adds it).
-    """
-    x_s = src["x_s"].float()
-    n = x_s.shape[0]
-    eye = torch.from_numpy(np.asarray(src["eye"], np.float32)).reshape(n, 2)
-    lip = torch.from_numpy(np.asarray(src["lip"], np.float32)).reshape(n, 1)
-
-    def smoothed(delta: torch.Tensor) -> torch.Tensor:
-        if smooth and smooth > 0 and n > 1:
-            return torch.from_numpy(smooth_sequence(delta.cpu().numpy(), smooth)).to(delta)
-        return delta
-
-    with torch.inference_mode():
-        if silent:
-            m: Motion = src["motion"]
-            exp = lip_array.to(x_s).expand(n, -1, -1).clone()
-            exp[:, list(IDX_EYE)] = m.exp[:, list(IDX_EYE)]
-            x_d = transform_keypoints(src["kp"], m.R, exp, m.scale, m.t, keep_tz=reference)
-        else:
-            x_d = x_s.clone()
-        if lip_ratio is not None and not silent:
-            x_d = x_d + smoothed(retarget_delta(S.lip_delta, x_s, lip, lip_ratio))
-        if eye_ratio is not None:
-            x_d = x_d + smoothed(retarget_delta(S.eye_delta, x_s, eye, eye_ratio))
-        return stitching_only(x_s, x_d, S.stitch_delta)
-
-
 def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLike, *,
                    eye_ratio: float | None = None, lip_ratio: float | None = None, smooth: float = 3e-6,
                    silent: bool = False, max_frames: int | None = None, crf: int = 18,
@@ -309,8 +273,8 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
         raise InputError("give a target eye ratio, a target lip ratio, or silent lips")
     info = probe(source)
     src = pipeline.source_video_motion(source, max_frames)
-    if ((eye_ratio is not None and np.isnan(src["eye"]).all())
-            or (lip_ratio is not None and np.isnan(src["lip"]).all())):
+    if ((eye_ratio is not None and np.isnan(src.eye).all())
+            or (lip_ratio is not None and np.isnan(src.lip).all())):
         raise NoFaceError(f"{source}: no face landmarks in the video, so its eyes and lips cannot be retargeted")
     anim = pipeline.animator
     x_d = retarget_keypoints(src, anim.networks.S, anim.lip_array.cpu(), eye_ratio, lip_ratio, smooth, silent)

@@ -24,8 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                           "all"),
                    help="backend(s) to time; repeat for several (default: eager, fast and the installed "
                         "ONNX runtimes)")
-    p.add_argument("--precision", action="append", choices=("fp32", "fp16", "bf16"),
-                   help="precision(s); repeat for several (default fp32; bf16 and fp16 apply to eager and compile)")
+    p.add_argument("--precision", action="append", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="precision(s); repeat for several. Default: fp32, plus what 'auto' picks on this machine "
+                        "for the backend animate picks (bf16 with fast on a CPU with native bfloat16, fp16 with "
+                        "eager on CUDA). bf16 applies to fast (CPU: W and G in bfloat16), eager and compile "
+                        "(autocast); fp16 to eager and compile")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="where the networks are timed")
     p.add_argument("--allocator", default="tuned", choices=("tuned", "default"),
                    help="C allocator setting of the timed rows: 'tuned' keeps freed memory for the next frame, as "
@@ -52,17 +55,41 @@ def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     backends = args.backend or []
     if not backends or "all" in backends:
         backends = [b for b in DEFAULT_BACKENDS if b in ("eager", "fast") or _installed(b)]
-    precisions = args.precision or ["fp32"]
+    from ..speed.backends import pick_backend, resolve_precision
+
+    device = getattr(args, "device", "cpu")
+    auto = resolve_precision("auto", device)
+    default_backend = pick_backend("auto", device, auto)
+    precisions = [auto if p == "auto" else p for p in (args.precision or ["fp32"])]
     allocator = args.allocator
     specs = []
     for b in backends:
-        for prec in precisions:
-            if prec != "fp32" and b not in ("eager", "compile"):
-                continue  # the rewrites and exported graphs are float32
+        wanted = list(dict.fromkeys(precisions))
+        if not args.precision and auto != "fp32" and b == default_backend:
+            wanted.append(auto)  # the default path of animate on this machine
+        for prec in wanted:
+            if prec != "fp32" and b not in ("eager", "compile") and not (prec == "bf16" and b == "fast"
+                                                                          and device == "cpu"):
+                continue  # the exported graphs are float32; the fast rewrites are float32 or (CPU) bfloat16
             if (b, prec) == ("eager", "fp32") and allocator != "default" and not args.in_process:
                 specs.append((b, prec, "default"))
             specs.append((b, prec, allocator))
     return specs
+
+
+def precision_note(device: str) -> str:
+    """What precision "auto" resolves to here, and why."""
+    from ..speed.backends import cpu_has_native_bf16, pick_backend, resolve_precision
+
+    auto = resolve_precision("auto", device)
+    backend = pick_backend("auto", device, auto)
+    if device == "cpu":
+        why = ("the CPU computes bfloat16 natively (avx512_bf16 or amx_bf16): W and G in bfloat16, M, F, S and "
+               "the keypoints float32" if cpu_has_native_bf16() else
+               "no native bfloat16 on this CPU (no avx512_bf16 or amx_bf16 flag): the exact float32 path")
+    else:
+        why = "half precision, float32 again if a frame has NaN/Inf" if auto == "fp16" else "float32"
+    return f"{auto} with backend {backend} ({why})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,12 +97,13 @@ def run(args: argparse.Namespace) -> int:
     import os
     from dataclasses import asdict
 
+    from ..bench import format_table, machine_description, run_rows
     from ..errors import InputError
-    from ..speed.bench import format_table, machine_description, run_rows
 
     specs = specs_from_args(args)
     if not specs:
-        raise InputError("no backend and precision to time (half precision applies to eager and compile only)")
+        raise InputError("no backend and precision to time (fp16 applies to eager and compile, bf16 to those "
+                         "and to fast on the CPU)")
     if args.weights and args.weights != "synthetic":
         from ..networks.checkpoint import locate_weights
 
@@ -84,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if path and not os.path.isfile(path):
             raise InputError(f"{option} {path}: no such file")
     print(f"machine: {machine_description()}")
+    print(f"precision 'auto' on {args.device}: {precision_note(args.device)}")
     print(f"timing {', '.join(f'{b}/{p} ({a} allocator)' for b, p, a in specs)} on {args.device}, "
           f"{args.frames} frame(s) each ...", flush=True)
 

@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..live import CameraSource, FileSource, LiveEngine
     from ..media import read_image
+    from ..media.streams import BackgroundWriter
     from ..motion.compose import MotionOptions
     from ..pipeline import resize_256
     from ..speed import accelerate, pick_backend, set_threads
-    from ..speed.stream import BackgroundWriter
     from .animate import load_networks, pick_device
 
     device = pick_device(args.device)

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 
 def run_stage(args: argparse.Namespace) -> int:
     from ..train.config import load_config
-    from ..train.engine import run_stage as run
+    from ..train.run import run_stage as run
 
     cfg = load_config(args.config, args.overrides, stage=args.stage)
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))

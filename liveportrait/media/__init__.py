@@ -54,6 +54,7 @@ _EXPORTS = {
         "save_template",
         "template_from_reference",
     ),
+    "streams": ("BackgroundWriter", "prefetch"),
     "_files": ("as_fps",),
 }
 

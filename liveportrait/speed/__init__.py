@@ -1,4 +1,4 @@
-"""Speed: faster backends for the networks, ONNX export, benchmarks and streaming helpers.
+"""Speed: faster backends for the networks (exact rewrites, bfloat16, compiled, ONNX runtimes).
 
 ``accelerate(networks, backend)`` returns an object that the ``Animator`` (and so the ``Pipeline``)
 accepts in place of ``LivePortraitNetworks``: same attribute names and call signatures, with W, G

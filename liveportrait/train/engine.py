@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -367,18 +366,3 @@ class Trainer:
             logger.close()
             del it, loader
         return self.step
-
-
-def run_stage(cfg: TrainConfig, resume: str | None = "auto", log=print) -> int:
-    """Build the stage the config names, train, shut the process group down."""
-    from .stage1 import Stage1Trainer
-    from .stage2 import Stage2Trainer
-
-    info = dist_utils.init(cfg.device, cfg.backend)
-    try:
-        cls = Stage1Trainer if cfg.stage == "stage1" else Stage2Trainer
-        trainer = cls(cfg, info, log=log)
-        return trainer.run(resume)
-    finally:
-        dist_utils.shutdown()
-        sys.stdout.flush()

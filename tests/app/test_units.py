@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from liveportrait.app.backend import edit_from_values, parse_keyframes
-from liveportrait.app.editor import retarget_keypoints
 from liveportrait.app.uploads import UploadLimits, check_upload
 from liveportrait.errors import InputError
 from liveportrait.motion.compose import LIP_ARRAY, Motion
 from liveportrait.motion.editing import Edit, Keyframe
 from liveportrait.motion.keypoints import rotation_matrix, transform_keypoints
+from liveportrait.motion.video import SourceVideoMotion, retarget_keypoints
 
 
 def test_upload_checks(tmp_path, examples_dir):
@@ -69,21 +69,21 @@ def video_record(n=4):
     eye = np.full((n, 2), 0.3, np.float32)
     lip = np.full((n, 1), 0.05, np.float32)
     lip[1] = np.nan  # a frame without landmarks
-    return {"kp": kp, "motion": Motion(R, exp, t, scale), "x_s": transform_keypoints(kp, R, exp, scale, t),
-            "eye": eye, "lip": lip}
+    return SourceVideoMotion(m_o2c=[None] * n, kp=kp, x_s=transform_keypoints(kp, R, exp, scale, t),
+                             angles=torch.zeros(n, 3), motion=Motion(R, exp, t, scale), eye=eye, lip=lip)
 
 
 def test_video_retargeting_adds_deltas_except_where_no_face_was_found():
     src = video_record()
     lip_array = torch.from_numpy(LIP_ARRAY).float()
     x_d = retarget_keypoints(src, FakeS(), lip_array, lip_ratio=0.4, smooth=0)
-    diff = x_d - src["x_s"]
+    diff = x_d - src.x_s
     assert torch.allclose(diff[[0, 2, 3]], torch.full((3, 21, 3), 0.4))
     assert torch.equal(diff[1], torch.zeros(21, 3))
     both = retarget_keypoints(src, FakeS(), lip_array, eye_ratio=0.2, lip_ratio=0.4, smooth=0)
-    assert torch.allclose((both - src["x_s"])[0], torch.full((21, 3), 2.4))
+    assert torch.allclose((both - src.x_s)[0], torch.full((21, 3), 2.4))
     smoothed = retarget_keypoints(src, FakeS(), lip_array, lip_ratio=0.4, smooth=1.0)
-    assert (smoothed - src["x_s"])[1].abs().max() > 0  # the gap is smoothed over
+    assert (smoothed - src.x_s)[1].abs().max() > 0  # the gap is smoothed over
 
 
 SPEC_IDX_EYE = [11, 13, 15, 16, 18]  # spec 4.8
@@ -97,8 +97,8 @@ def test_silent_lips_take_the_neutral_expression_but_keep_the_eyes(reference):
     # any neutral expression L: a random one shows each keypoint's source (the real one is tiny)
     L = np.random.default_rng(5).normal(0, 0.05, (1, 21, 3))
     x_d = retarget_keypoints(src, FakeS(), torch.from_numpy(L).float(), silent=True, smooth=0, reference=reference)
-    m = src["motion"]
-    kp, R, exp_s = (v.double().numpy() for v in (src["kp"], m.R, m.exp))
+    m = src.motion
+    kp, R, exp_s = (v.double().numpy() for v in (src.kp, m.R, m.exp))
     s, t = m.scale.double().numpy(), m.t.double().numpy().copy()
     delta = np.repeat(L, 4, axis=0)
     delta[:, SPEC_IDX_EYE] = exp_s[:, SPEC_IDX_EYE]

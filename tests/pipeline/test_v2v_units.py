@@ -94,8 +94,8 @@ def test_uncropped_source_video_measures_its_ratios(v2v, tiny_networks):
     cropper = Cropper(FixtureLandmarks(frames, v2v["v2v_source_lmk"]))
     pipe = Pipeline(tiny_networks, AnimateConfig(crop="none", paste_back=False), cropper)
     record = pipe.source_video_motions(frames_input(frames), None)[0]
-    np.testing.assert_allclose(record["eye"], v2v["v2v_c_s_eyes"], rtol=1e-6, atol=0)
-    np.testing.assert_allclose(record["lip"], v2v["v2v_c_s_lip"], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(record.eye, v2v["v2v_c_s_eyes"], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(record.lip, v2v["v2v_c_s_lip"], rtol=1e-6, atol=0)
 
     # and they change the keypoints: eye retargeting adds a delta on every frame
     drv = template_of(v2v["template_motion_R"], v2v["template_motion_exp"], v2v["template_motion_t"],
@@ -119,7 +119,7 @@ def test_uncropped_frame_without_a_face_has_no_ratios(tiny_networks):
     pipe = Pipeline(tiny_networks, AnimateConfig(crop="none", paste_back=False),
                     Cropper(FixtureLandmarks([], [])))
     record = pipe.source_video_motions(frames_input(frames), None)[0]
-    assert np.isnan(record["eye"]).all() and np.isnan(record["lip"]).all()
+    assert np.isnan(record.eye).all() and np.isnan(record.lip).all()
 
 
 # -- the size limit of source-video frames: the reference's resize_to_limit (spec 4.2, v2v-notes 1) ---------

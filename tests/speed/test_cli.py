@@ -116,10 +116,32 @@ def test_benchmark_precision_rows():
                               in_process=False)
     # float32 eager also with the default allocator: the reference's way, the baseline of "x eager"
     assert specs_from_args(args) == [("eager", "fp32", "default"), ("eager", "fp32", "tuned"),
-                                     ("eager", "bf16", "tuned"), ("fast", "fp32", "tuned")]
+                                     ("eager", "bf16", "tuned"), ("fast", "fp32", "tuned"), ("fast", "bf16", "tuned")]
     args.allocator = "default"
     assert specs_from_args(args) == [("eager", "fp32", "default"), ("eager", "bf16", "default"),
-                                     ("fast", "fp32", "default")]
+                                     ("fast", "fp32", "default"), ("fast", "bf16", "default")]
+    args.precision = ["fp16"]
+    assert specs_from_args(args) == [("eager", "fp16", "default")]  # the fast rewrites have no fp16
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_benchmark_default_rows_include_the_auto_precision(native, monkeypatch):
+    """Without --precision: float32 rows, and on a CPU with native bfloat16 also the default path of animate
+    (fast, bf16); --precision auto is that precision."""
+    import argparse
+
+    from liveportrait.commands.benchmark import precision_note, specs_from_args
+    from liveportrait.speed import backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda cpuinfo=None: native)
+    args = argparse.Namespace(backend=["eager", "fast"], precision=None, allocator="default", in_process=False,
+                              device="cpu")
+    extra = [("fast", "bf16", "default")] if native else []
+    assert specs_from_args(args) == [("eager", "fp32", "default"), ("fast", "fp32", "default")] + extra
+    args.precision = ["auto"]
+    assert specs_from_args(args) == ([("eager", "bf16", "default"), ("fast", "bf16", "default")] if native else
+                                     [("eager", "fp32", "default"), ("fast", "fp32", "default")])
+    assert precision_note("cpu").startswith("bf16 with backend fast" if native else "fp32 with backend fast")
 
 
 def test_benchmark_checks_its_inputs_before_timing(tmp_path, capsys):

@@ -24,7 +24,8 @@ from liveportrait.networks import LivePortraitNetworks, ModelConfig
 from liveportrait.networks.checkpoint import read_state_dict, resolve_layout
 from liveportrait.train.checkpointing import latest_checkpoint, list_checkpoints
 from liveportrait.train.config import config_from_dict
-from liveportrait.train.engine import read_metrics, run_stage
+from liveportrait.train.engine import read_metrics
+from liveportrait.train.run import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = dict(log=lambda *a, **k: None)

@@ -1,17 +1,14 @@
-"""Streaming helpers: decode and encode overlapped with compute.
+"""Decode and encode overlapped with compute: a video stream's neighbours run in threads.
 
-* ``prefetch(iterable, depth)``: runs an iterator (a video decoder) in a thread, ``depth`` items ahead.
-* ``BackgroundWriter``: paste-back and encoding in a thread, so the networks never wait on them.
-* ``animate_stream``: the one-pass loop used by the benchmark's end-to-end figure.
-
-The live engine is in ``liveportrait.live``.
+* ``prefetch(iterable, depth)``: runs an iterator (a decoder, or the networks' frame generator) in a
+  thread, ``depth`` items ahead, so the consumer (paste-back, encoding) never waits on it.
+* ``BackgroundWriter``: paste-back and encoding in a thread, so the networks never wait on them (live).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 _END = object()
@@ -83,49 +80,3 @@ class BackgroundWriter:
         self._t.join()
         if self._error is not None:
             raise self._error
-
-
-def animate_stream(anim, src, driving: Path, output: Path, paste=None, canvas=None, limit: int | None = None,
-                   threaded: bool = True, options=None, stamp=None) -> int:
-    """Decode ``driving`` (already framed), animate ``src`` with it, paste, encode. Returns frames.
-
-    The output is labelled and watermarked by the writer (``stamp``; default: a fresh one), as every
-    output of ``animate`` is, so the benchmark's end-to-end figure includes the mark."""
-    from ..animator import to_uint8
-    from ..media import VideoReader, VideoWriter
-    from ..motion.compose import MotionOptions
-    from ..pipeline import resize_256
-
-    options = options or MotionOptions()
-    reader = VideoReader(driving)
-    writer = VideoWriter(output, reader.info.fps, crf=18, stamp=stamp)
-
-    def finish(out512):
-        frame = paste(out512, canvas) if paste is not None else out512
-        writer.write(frame)
-
-    sink = BackgroundWriter(finish) if threaded else None
-    frames = (f for _, f in zip(range(limit if limit else 1 << 62), reader))
-    frames = prefetch(frames) if threaded else frames
-    ref = None
-    n = 0
-    try:
-        for frame in frames:
-            motion = anim.extract_motion(resize_256(frame)).motion
-            ref = motion if ref is None else ref
-            x_d = anim.driving_keypoints(src, motion, ref, options)
-            out = to_uint8(anim.render(src, x_d))[0]
-            if sink is not None:
-                sink.put(out)
-            else:
-                finish(out)
-            n += 1
-        if sink is not None:
-            sink.close()
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        reader.close()
-    return n

@@ -1,8 +1,9 @@
 """The speed benchmark behind ``liveportrait benchmark`` and ``benchmarks/bench_speed.py``.
 
 One row per (backend, precision): milliseconds per frame of each stage, end-to-end frames per
-second (a real stream: decode -> motion -> keypoints -> W -> G -> paste-back -> encode, with decode
-and encode overlapped in threads), the peak resident memory of the process, and the GFLOP/s each
+second of the product itself (``LivePortraitPipeline``, as ``liveportrait animate`` runs it: the
+driving's motion, the source prepared, W and G, paste-back into a 1280x720 picture, encoding with the
+networks a frame ahead in a thread, the output marked), the peak resident memory of the process, and the GFLOP/s each
 network reaches (float32 eager FLOPs divided by the measured time, so rewrites that remove work
 show as more than the hardware's rate). Each row runs in its own process when several are asked
 for, so that peak memory is that row's own.
@@ -74,7 +75,7 @@ def network_gflop(networks) -> dict[str, float]:
     """Float32 FLOPs (2 per multiply-add) of one frame of M, W and G, counted on the eager modules."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .onnx_backend import example_inputs
+    from .speed.onnx_backend import example_inputs
 
     ex = example_inputs(networks)
     out = {}
@@ -88,8 +89,8 @@ def network_gflop(networks) -> dict[str, float]:
 
 
 def _synthetic_networks(config_name: str):
-    from ..networks import LivePortraitNetworks, ModelConfig
-    from ..networks.blocks import SpectralNormConv2d
+    from .networks import LivePortraitNetworks, ModelConfig
+    from .networks.blocks import SpectralNormConv2d
 
     torch.manual_seed(0)
     nets = LivePortraitNetworks(ModelConfig.named(config_name))
@@ -102,9 +103,9 @@ def _synthetic_networks(config_name: str):
 
 def load_networks(weights: str | None, config_name: str = "released"):
     """(networks, note): released weights when found, else synthetic random weights of the config."""
-    from ..errors import WeightsError
-    from ..networks import LivePortraitNetworks
-    from ..networks.checkpoint import locate_weights
+    from .errors import WeightsError
+    from .networks import LivePortraitNetworks
+    from .networks.checkpoint import locate_weights
 
     if weights != "synthetic":
         try:
@@ -145,16 +146,16 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
     setting ``liveportrait animate`` uses (``allocator.py``); a process cannot go back from it."""
     import cv2
 
-    from ..animator import Animator
-    from ..face import geometry
-    from ..face.mask import PasteBack
-    from ..media import VideoReader, VideoWriter
-    from ..motion.compose import MotionOptions
-    from ..provenance import NOT_GENERATED
-    from .backends import accelerate, set_threads
+    from .animator import Animator
+    from .face import geometry
+    from .face.mask import PasteBack
+    from .media import VideoReader, VideoWriter
+    from .motion.compose import MotionOptions
+    from .provenance import NOT_GENERATED
+    from .speed.backends import accelerate, cpu_has_native_bf16, set_threads
 
     if allocator == "tuned":
-        from .allocator import tune_allocator
+        from .speed.allocator import tune_allocator
 
         if not tune_allocator():
             allocator = "default"  # not glibc, or switched off by LIVEPORTRAIT_ALLOCATOR=default
@@ -163,12 +164,12 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
     nets, note = load_networks(weights, config_name)
     row.notes.append(note)
     flop = network_gflop(nets)
-    accel = accelerate(nets, backend, device=device)
+    accel = accelerate(nets, backend, device=device, precision=precision)
     anim = Animator(accel, device, precision)
 
     src_img = _test_frames(1, 512, seed=1)[0]
     if image:
-        from ..media import read_image
+        from .media import read_image
 
         src_img = read_image(image)
     src256 = cv2.resize(src_img, (256, 256), interpolation=cv2.INTER_AREA)
@@ -191,7 +192,7 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
         # half precision without the instructions for it is emulated and very slow: time one call
         # of each network and skip the end-to-end stream
         emulated = precision != "fp32" and device == "cpu" and not (
-            precision == "bf16" and _has_bf16_instructions())
+            precision == "bf16" and cpu_has_native_bf16())
         nf, warm = (1, 0) if emulated else (frames, 1)
         row.ms["M"] = _timeit(lambda: anim.extract_motion(drv256[1]), nf, warm)
         row.ms["S"] = _timeit(lambda: anim.driving_keypoints(src, info.motion, ref, opts), nf, warm)
@@ -228,31 +229,33 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
         encode()
         row.ms["encode"] = (time.perf_counter() - t) * 1e3 / frames
 
-        # end to end: a real stream, decode and encode in threads
-        from .stream import animate_stream
-
         row.fps_serial = 1e3 / sum(row.ms[s] for s in STAGES)
         if emulated:
             row.notes.append(f"{precision} on this CPU is emulated: one call per network, "
                              "end-to-end fps estimated from the stage sum")
         else:
-            t = time.perf_counter()
-            n = animate_stream(anim, src, clip, Path(tmp) / "e2e.mp4", paste=paste, canvas=canvas, limit=frames,
-                               threaded=True)
-            row.fps = n / (time.perf_counter() - t)
+            row.fps = end_to_end_fps(accel, backend, precision, device, canvas, clip, Path(tmp) / "e2e.mp4")
     row.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for name in ("M", "W", "G"):
         row.gflops[name] = flop[name] / (row.ms[name] / 1e3)
     return row
 
 
-def _has_bf16_instructions() -> bool:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            text = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in text or "amx_bf16" in text
+def end_to_end_fps(networks, backend: str, precision: str, device: str, canvas: np.ndarray, driving: Path,
+                   output: Path) -> float:
+    """Frames per second of a whole job through the public API: ``canvas`` animated by ``driving`` and
+    written to ``output``. The face is the canvas's centre square (a given box: face detection has its
+    own cost, timed by benchmarks/bench_face.py), pasted back; the clip is already framed."""
+    from .api import LivePortraitPipeline
+
+    pipe = LivePortraitPipeline(networks, device=device, precision=precision, backend=backend, tune_memory=False)
+    pipe.set_progress_bar_config(disable=True)
+    h, w = canvas.shape[:2]
+    side = min(h, w) // 2
+    box = f"{(w - side) // 2},{(h - side) // 2},{(w + side) // 2},{(h + side) // 2}"
+    t = time.perf_counter()
+    result = pipe(canvas, str(driving), crop=box, crop_driving="never", save_template=False).save(output)
+    return result.frames / (time.perf_counter() - t)
 
 
 def run_rows(specs: list[tuple[str, str, str]], device: str, frames: int, weights: str | None,
@@ -266,7 +269,7 @@ def run_rows(specs: list[tuple[str, str, str]], device: str, frames: int, weight
             rows.append(run_row(backend, precision, device, frames, weights, config_name, threads, image, video,
                                 allocator))
         else:
-            cmd = [sys.executable, "-m", "liveportrait.speed.bench", json.dumps(
+            cmd = [sys.executable, "-m", "liveportrait.bench", json.dumps(
                 dict(backend=backend, precision=precision, device=device, frames=frames, weights=weights,
                      config_name=config_name, threads=threads, image=image, video=video, allocator=allocator))]
             res = subprocess.run(cmd, capture_output=True, text=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from liveportrait.live import Arrival, FrameSource, LatestFrame, LiveEngine, MotionSmoother
-from liveportrait.speed.stream import BackgroundWriter, prefetch
+from liveportrait.media.streams import BackgroundWriter, prefetch
 
 
 def test_prefetch_keeps_order_and_raises_errors():

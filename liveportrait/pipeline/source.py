@@ -1,0 +1,159 @@
+"""Source preparation: a photo's faces cropped and prepared once (F and M), or pass 1 over a source video
+(per frame: its crop matrix, motion and ratios, in a ``SourceVideoMotion``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..animator import Animator, PreparedSource
+from ..errors import InputError
+from ..motion.compose import Motion
+from ..motion.video import SourceVideoMotion
+from .frames import input_name, open_frames, resize_256, resize_to_limit
+from .stage import Stage
+
+
+@dataclass
+class SourceFace:
+    crop: "FaceCrop | None"  # noqa: F821 - liveportrait.face.cropper
+    prepared: PreparedSource
+    paste: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+
+
+class SourceStage(Stage):
+    """Prepares the source: the faces of a photo, or the motion of every frame of a video."""
+
+    def source_crops(self, image: np.ndarray) -> list:
+        """FaceCrops of the source picture (None for --crop none)."""
+        cfg = self.config
+        if cfg.crop == "none":
+            return [None]
+        if cfg.crop != "auto":
+            return [self.cropper.crop_from_box(image, cfg.crop)]
+        return self.cropper.crop_image(image, cfg.face, cfg.source_scale, cfg.source_vx, cfg.source_vy)
+
+    def _ratios(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(eye (2,), lip (1,)) ratios of the largest face of an uncropped picture; (None, None) without a face."""
+        try:
+            return self.cropper.ratios(image)
+        except InputError:
+            return None, None
+
+    def prepare_image(self, image: np.ndarray) -> list[SourceFace]:
+        from ..face.mask import PasteBack
+
+        faces = []
+        for fc in self.source_crops(image):
+            if fc is None:
+                eye, lip = self._ratios(image)
+                prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
+                faces.append(SourceFace(None, prepared, None))
+                continue
+            prepared = self.animator.prepare_source(fc.crop_256, fc.eye_ratio, fc.lip_ratio, self.config.motion)
+            paste = PasteBack(image.shape, fc.M_c2o) if self.config.paste_back else None
+            faces.append(SourceFace(fc, prepared, paste))
+        return faces
+
+    def source_video_motion(self, path, limit: int | None) -> SourceVideoMotion:
+        """Pass 1 over a source video for one face: per frame, its crop matrix, motion and ratios."""
+        if self.config.face == "all":
+            raise InputError("this step follows one face of a source video; choose it with --face largest or "
+                             "--face N")
+        return self.source_video_motions(path, limit)[0]
+
+    def source_video_motions(self, path, limit: int | None) -> list[SourceVideoMotion]:
+        """Pass 1 over a source video (a path or a ``MediaInput``): one record per followed face (every
+        face of the first frame for ``--face all``), each with per-frame crop matrices, motion and
+        ratios. One decode; the motion extractor runs every 16 frames, so memory does not grow."""
+        cfg = self.config
+        tracks: list[_SourceTrack] | None = None
+        with open_frames(path) as (info, reader):
+            total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)
+            for i, frame in enumerate(self._progress(reader, total, "source motion")):
+                if limit is not None and i >= limit:
+                    break
+                frame = resize_to_limit(frame, cfg.source_video_max_dim)
+                if tracks is None:
+                    tracks = [_SourceTrack(t, self.animator) for t in self._source_trackers(frame, float(info.fps))]
+                for track in tracks:
+                    ratios = None
+                    if cfg.crop == "none":
+                        # already framed, but its landmarks are measured still, as the reference does (v2v-notes
+                        # section 2), for source-video eye retargeting and lip normalisation
+                        fc, ratios = None, self._ratios(frame)
+                    elif cfg.crop != "auto":
+                        fc = self.cropper.crop_from_box(frame, cfg.crop)
+                    else:
+                        fc = track.tracker.update(frame)
+                    track.add(fc, frame, ratios)
+        if tracks is None:
+            raise InputError(f"{input_name(path)}: video has no frames")
+        if cfg.crop == "auto" and all(m is None for m in tracks[0].m_o2c):
+            from ..errors import NoFaceError
+
+            raise NoFaceError(f"{input_name(path)}: no human face was found in the source video; "
+                              "give its position with --crop-box x0,y0,x1,y1")
+        return [track.record() for track in tracks]
+
+    def _source_trackers(self, first_frame: np.ndarray, fps: float) -> list:
+        """The face trackers of a source video: one, or one per face of the first frame for ``all``."""
+        from ..face.cropper import SOURCE, VideoFaceTracker
+
+        cfg = self.config
+        if cfg.crop != "auto":
+            return [None]
+        framing = replace(SOURCE, scale=cfg.source_scale, vx_ratio=cfg.source_vx, vy_ratio=cfg.source_vy)
+        if cfg.face != "all":
+            return [VideoFaceTracker(self.cropper, preset=framing, face=cfg.face, fps=fps)]
+        faces = self.cropper.faces(first_frame, thorough=True)
+        if not faces:  # none yet: follow the first face that shows up
+            return [VideoFaceTracker(self.cropper, preset=framing, face="largest", fps=fps)]
+        trackers = []
+        for i, face in enumerate(faces):
+            tracker = VideoFaceTracker(self.cropper, preset=framing, face=i, fps=fps)
+            tracker.start_from(face)  # each follows its own face from where it was found
+            trackers.append(tracker)
+        return trackers
+
+
+class _SourceTrack:
+    """One followed face of a source video in pass 1: crop matrices and ratios per frame, motion
+    extracted 16 crops at a time."""
+
+    BATCH = 16
+
+    def __init__(self, tracker, animator: Animator):
+        self.tracker, self.animator = tracker, animator
+        self.m_o2c: list = []
+        self.eyes: list[np.ndarray] = []
+        self.lips: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []
+        self._motions: list = []
+
+    def add(self, fc, frame: np.ndarray, ratios: tuple | None = None) -> None:
+        """``ratios``: (eye, lip) measured on an uncropped frame (``fc`` None), either None where no face was found."""
+        self.m_o2c.append(None if fc is None else fc.M_o2c)
+        self._pending.append(resize_256(frame) if fc is None else fc.crop_256)
+        eye, lip = ratios if ratios is not None else (None, None) if fc is None else (fc.eye_ratio, fc.lip_ratio)
+        self.eyes.append(np.full(2, np.nan, np.float32) if eye is None else np.asarray(eye, np.float32).reshape(2))
+        self.lips.append(np.float32([np.nan]) if lip is None else np.asarray(lip, np.float32).reshape(1))
+        if len(self._pending) == self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._motions.append(self.animator.extract_motion(np.stack(self._pending)))
+            self._pending = []
+
+    def record(self) -> SourceVideoMotion:
+        self._flush()
+        ms = self._motions
+        return SourceVideoMotion(
+            m_o2c=self.m_o2c, kp=torch.cat([m.kp for m in ms]), x_s=torch.cat([m.x for m in ms]),
+            angles=torch.cat([m.angles for m in ms]),
+            motion=Motion(*(torch.cat([getattr(m.motion, k) for m in ms]) for k in ("R", "exp", "t", "scale"))),
+            eye=np.stack(self.eyes).astype(np.float32), lip=np.stack(self.lips).astype(np.float32))
