@@ -200,11 +200,11 @@ def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     record = Pipeline(nets, base, cropper).source_video_motions(source, len(video))[0]
 
     out: dict[str, np.ndarray] = {}
-    motion = record["motion"]
+    motion = record.motion
     for j, name in enumerate(("pitch", "yaw", "roll")):
-        out[f"v2v_{name}"] = _np(record["angles"][:, j:j + 1])
-    out.update(v2v_kp=_np(record["kp"]), v2v_exp=_np(motion.exp), v2v_t=_np(motion.t), v2v_scale=_np(motion.scale),
-               v2v_R_s=_np(motion.R), v2v_x_s=_np(record["x_s"]))
+        out[f"v2v_{name}"] = _np(record.angles[:, j:j + 1])
+    out.update(v2v_kp=_np(record.kp), v2v_exp=_np(motion.exp), v2v_t=_np(motion.t), v2v_scale=_np(motion.scale),
+               v2v_R_s=_np(motion.R), v2v_x_s=_np(record.x_s))
 
     config_fields = set(AnimateConfig.field_names())
     cases = [(name, opts, video) for name, opts in VIDEO_VARIANTS.items()]
@@ -237,3 +237,99 @@ def run_fixture(inputs: dict[str, np.ndarray], weights_dir: str | os.PathLike,
     if "v2v_source_rgb_256" in inputs:
         out.update(video_outputs(nets, inputs))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# audio driving (JoyVASA): the kit in ../shared/conformance-audio
+
+# audio fixture variant -> (MotionOptions changes from JoyVASA's defaults, smoothing on)
+AUDIO_VARIANTS: dict[str, tuple[dict, bool]] = {
+    "default": ({}, True),
+    "no_smooth": ({}, False),
+    "stitching": ({"stitching": True}, True),
+    "relative": ({"relative": True}, True),
+    "relative_stitching": ({"relative": True, "stitching": True}, True),
+    "relative_pose_friendly": ({"relative": True, "driving_option": "pose-friendly"}, True),
+    "multiplier_1": ({"multiplier": 1.0}, True),
+    "region_exp": ({"region": "exp"}, True),
+    "region_pose": ({"region": "pose"}, True),
+    "region_lip": ({"region": "lip"}, True),
+    "region_eyes": ({"region": "eyes"}, True),
+}
+AUDIO_WINDOW_STAGES = {"audio": "win_audio", "audio_padded": "win_audio_padded", "cnn_features": "win_cnn_features",
+                       "hidden": "win_hubert_hidden", "hidden_25fps": "win_hubert_hidden_25fps",
+                       "audio_feat": "win_audio_feat", "prev_motion_in": "win_prev_motion_in",
+                       "prev_audio_in": "win_prev_audio_in", "xt": "win_xt", "denoiser_out_tT": "win_denoiser_out_tT",
+                       "denoiser_out_t1": "win_denoiser_out_t1", "motion_feat": "win_motion_feat"}
+UNBATCHED_STAGES = ("audio", "xt", "denoiser_out_tT", "denoiser_out_t1")
+
+
+@functools.lru_cache(maxsize=1)
+def _audio_model(audio_weights_dir: str):
+    from .audio.model import AudioMotionModel
+
+    return AudioMotionModel.from_pretrained(audio_weights_dir)
+
+
+def _audio_coefficients(model, inputs: dict[str, np.ndarray], cfg_scale: float, legacy_pe: bool = False,
+                        stages: list | None = None) -> np.ndarray:
+    from .audio.sampler import RecordedNoise
+
+    net = model.generator.denoising_net
+    net.legacy_pe = legacy_pe
+    try:
+        noise = RecordedNoise(inputs["noise_xT"], inputs["noise_z"])
+        return np.concatenate(list(model.stream_coefficients([inputs["audio_16k"]], noise, cfg_scale, stages)))
+    finally:
+        net.legacy_pe = False
+
+
+def run_audio_fixture(inputs: dict[str, np.ndarray], audio_weights_dir: str | os.PathLike,
+                      weights_dir: str | os.PathLike, backend: str = "auto") -> dict[str, np.ndarray]:
+    """Every output key of an audio-driving fixture (``fixture_espeak.npz``) from its inputs alone: the audio,
+    the recorded noise and the source's LivePortrait values (``src_*``, ``source_rgb_256``)."""
+    from .animator import PreparedSource
+    from .audio.compose import AUDIO_MOTION_OPTIONS, AudioKeypoints, as_motion
+    from .audio.defaults import CFG_SCALE
+    from .audio.hubert import HubertFeatures, build_hubert
+    from .audio.sampler import EmaSmoother, denormalize
+    from .audio.weights import locate_audio_weights
+
+    model = _audio_model(str(audio_weights_dir))
+    out: dict[str, np.ndarray] = {}
+    stages: list[dict] = []
+    coef = _audio_coefficients(model, inputs, CFG_SCALE, stages=stages)
+    for name, key in AUDIO_WINDOW_STAGES.items():  # per window; batch-of-one stages lose that axis
+        arrays = [np.asarray(s[name].cpu() if torch.is_tensor(s[name]) else s[name]) for s in stages]
+        out[key] = np.stack([a if name in UNBATCHED_STAGES else a[0] for a in arrays])
+    out["win_indicator"] = np.stack([(np.arange(model.generator.n_motions) < s["keep"]).astype(np.float32)
+                                     for s in stages])
+    # the folder's encoder alone (the checkpoint's fine-tuned copy replaces it in the model)
+    folder = HubertFeatures(build_hubert(locate_audio_weights(audio_weights_dir).hubert_dir), model.fps)
+    hidden: dict = {}
+    folder(torch.from_numpy(out["win_audio"][:1]), model.generator.n_motions, hidden)
+    out["folder_hubert_hidden"] = _np(hidden["hidden"])
+
+    out["motion_coef"] = coef
+    raw = denormalize(coef, model.template)
+    smooth = EmaSmoother()(raw)
+    for k in ("exp", "scale", "t", "pitch", "yaw", "roll", "R"):
+        out[f"motion_{k}"], out[f"smooth_{k}"] = raw[k], smooth[k]
+
+    nets = _networks(str(weights_dir), backend)
+    animator = Animator(nets, "cpu", "fp32")
+    t = {k: torch.from_numpy(np.asarray(inputs[f"src_{k}"], np.float32)) for k in ("kp", "exp", "t", "scale", "R",
+                                                                                     "x_s")}
+    src_motion = Motion(R=t["R"], exp=t["exp"], t=t["t"], scale=t["scale"])
+    for name, (changes, smoothed) in AUDIO_VARIANTS.items():
+        keypoints = AudioKeypoints(t["kp"], src_motion, t["x_s"], AUDIO_MOTION_OPTIONS.but(**changes),
+                                   nets.S.stitch_delta)
+        out[f"pipe_{name}_kp_driving"] = _np(keypoints(as_motion(smooth if smoothed else raw)))
+    src = PreparedSource(f_s=animator.appearance(inputs["source_rgb_256"]), kp_c=t["kp"], motion=src_motion,
+                         x_s=t["x_s"])
+    out["pipe_default_out"] = _np(animator.render(src, torch.from_numpy(out["pipe_default_kp_driving"][:1])))
+
+    out["cfg2p0_motion_coef"] = _audio_coefficients(model, inputs, 2.0)
+    out["legacy_pe_motion_coef"] = _audio_coefficients(model, inputs, CFG_SCALE, legacy_pe=True)
+    return out
+

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     io = p.add_argument_group("input and output")
     io.add_argument("-s", "--source", required=True, help="photo (jpg, png, webp...) or video of a face")
     io.add_argument("-d", "--driving", required=True, action="append",
-                    help="driving video, image or motion template (.pkl, .lpt.npz); repeat it to give each face "
+                    help="driving video, image, motion template (.pkl, .lpt.npz) or speech (wav, mp3...: any audio "
+                         "PyAV reads); repeat it to give each face "
                          "of --face all its own driving")
     io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
     io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
@@ -110,6 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compute.add_argument("--model-config", default=None, choices=("released", "tiny"),
                          help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from ..audio.cli import add_audio_arguments  # imports no torch: --help stays fast
+
+    add_audio_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -177,7 +181,11 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..audio.cli import is_speech_job, run_speech
     from ..plan import plan_job
+
+    if is_speech_job(args):
+        return run_speech(args)
 
     # everything that can be wrong with the job is found before torch loads or a network runs
     config = config_from_args(args)

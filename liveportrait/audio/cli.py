@@ -1,0 +1,125 @@
+"""``liveportrait animate -s photo.jpg -d speech.wav`` and ``liveportrait motion speech.wav``: the command
+line's audio parts.
+
+``add_audio_arguments`` adds the audio options to the animate parser; ``is_speech_job`` tells a speech driving
+from the others; ``run_speech`` runs the job after checking everything that can be wrong with it (the photo,
+the audio, the output, the audio weights) before a network loads. ``register`` adds the ``motion`` command,
+which saves the sampled motion as a template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+from .defaults import CFG_SCALE, SMOOTH_ALPHA
+
+
+def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True) -> None:
+    g = parser.add_argument_group("speech driving (-d speech.wav: any audio PyAV reads)")
+    g.add_argument("--audio-weights", help="JoyVASA layout folder: JoyVASA/ and the HuBERT folder (default: "
+                                           "$LIVEPORTRAIT_AUDIO_WEIGHTS, then the user cache)")
+    if video_flag:
+        g.add_argument("--speech-from-video", action="store_true",
+                       help="-d is a video whose sound drives the photo (its faces are not used)")
+    g.add_argument("--seed", type=int, default=None, help="seed of the motion sampling: the same seed, the same "
+                                                          "frames (default: a fresh one, printed)")
+    g.add_argument("--cfg-scale", type=float, default=CFG_SCALE, help="guidance towards the audio (JoyVASA: 2.8)")
+    g.add_argument("--audio-smooth", type=float, default=SMOOTH_ALPHA,
+                   help="EMA factor on head pose and scale (JoyVASA's 0.01 keeps the head nearly still; 1: raw)")
+
+
+def is_speech_job(args: argparse.Namespace) -> bool:
+    from .io import is_audio_file
+
+    drivings = args.driving if isinstance(args.driving, list) else [args.driving]
+    return len(drivings) == 1 and (getattr(args, "speech_from_video", False) or is_audio_file(drivings[0]))
+
+
+def speech_output(args: argparse.Namespace) -> Path:
+    from ..media._files import check_output
+    from ..plan import default_output
+
+    out = default_output(Path(args.source), Path(args.driving[0]), Path(args.output) if args.output else None,
+                         False, "mp4")
+    if out.suffix.lower() not in (".mp4", ".mov", ".mkv"):
+        raise InputError(f"{out}: a speech-driven animation is written as a video (.mp4, .mov or .mkv)")
+    return check_output(out)
+
+
+def run_speech(args: argparse.Namespace) -> int:
+    """The job, checked first: a photo source, a readable audio track, a writable output, audio weights."""
+    from ..api import LivePortraitPipeline
+    from ..commands.animate import config_from_args, summary  # the animate command's options, unchanged
+    from ..media import is_image, read_image
+    from .animate import animate_speech
+    from .drive import AudioDriving
+    from .io import probe_audio
+    from .model import AudioMotionModel
+    from .weights import locate_audio_weights
+
+    alpha = _check_smoothing(args)
+    if not is_image(args.source):
+        raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
+    config = config_from_args(args)
+    read_image(args.source)  # unreadable or empty photos fail here
+    out = speech_output(args)
+    layout = locate_audio_weights(args.audio_weights)
+    info = probe_audio(args.driving[0])
+
+    pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
+                                                precision=args.precision, model_config=args.model_config,
+                                                quiet=args.quiet)
+    model = AudioMotionModel.from_pretrained(layout)
+    driving = AudioDriving.open(args.driving[0], model, args.seed, args.cfg_scale, alpha, info=info)
+    done = animate_speech(args.source, out, pipe.engine(config), driving)
+    r = done.result
+    if not args.quiet:
+        print(f"wrote {r.output} ({summary(r)}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s, "
+              f"{r.seconds:.1f} s in all)")
+    if not r.has_audio:
+        print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)
+    return 0
+
+
+def _check_smoothing(args: argparse.Namespace) -> float | None:
+    if not 0 < args.audio_smooth <= 1:
+        raise InputError(f"--audio-smooth must be in (0, 1], got {args.audio_smooth}")
+    return None if args.audio_smooth >= 1 else args.audio_smooth
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("motion", help="sample the motion of a speech and save it as a motion template",
+                              description="Sample head and face motion from speech (JoyVASA) and save it as a "
+                                          "motion template (.lpt.npz) that drives any photo with `animate -d`.")
+    p.add_argument("speech", help="audio file (wav, mp3, ...), or a video's sound")
+    p.add_argument("-o", "--output", help="template file (default: SPEECH.lpt.npz in this folder)")
+    add_audio_arguments(p, video_flag=False)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=run_motion)
+
+
+def run_motion(args: argparse.Namespace) -> int:
+    from ..media import save_template
+    from ..media._files import check_output
+    from .drive import AudioDriving
+    from .io import probe_audio
+    from .model import AudioMotionModel
+    from .weights import locate_audio_weights
+
+    alpha = _check_smoothing(args)
+    out = Path(args.output) if args.output else Path(Path(args.speech).stem + ".lpt.npz")
+    if not str(out).endswith((".lpt.npz", ".npz")):
+        raise InputError(f"{out}: a motion template is written as .lpt.npz")
+    out = check_output(out)
+    info = probe_audio(args.speech)
+    layout = locate_audio_weights(args.audio_weights)
+    driving = AudioDriving.open(args.speech, AudioMotionModel.from_pretrained(layout), args.seed, args.cfg_scale,
+                                alpha, info=info)
+    template = driving.template()
+    save_template(out, template)
+    if not args.quiet:
+        print(f"wrote {out} ({template.n_frames} frames, {float(template.fps):g} fps, seed {driving.seed})")
+    return 0
