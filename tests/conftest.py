@@ -172,3 +172,12 @@ def winograd_calls(monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr(fastnets, "winograd_conv", counted)
     return calls
+
+
+def rel_l2(ours, ref) -> float:
+    """Relative L2 error of ``ours`` against the reference ``ref`` (the conformance kit's measure)."""
+    import numpy as np
+
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, f"shape {ours.shape} != {ref.shape}"
+    return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))

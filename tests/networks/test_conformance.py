@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import rel_l2
+
 INPUT_KEYS = ("source_rgb_256", "rot_probe_angles_deg", "headpose_probe_bins", "W_kp_source", "W_kp_driving",
               "S_eye_ratio", "S_lip_ratio")
 MODULE_KEYS = ("F_out", "M_raw_pitch", "M_raw_yaw", "M_raw_roll", "M_raw_t", "M_raw_exp", "M_raw_scale",
                "M_raw_kp", "info_pitch", "info_yaw", "info_roll", "info_t", "info_exp", "info_scale", "info_kp",
                "R_s", "x_s", "rot_probe_R", "headpose_probe_deg", "W_out", "W_occlusion_map", "W_deformation",
                "G_out", "S_stitch_delta", "S_stitching_kp", "S_eye_delta", "S_lip_delta")
-
-
-def rel_l2(ours: np.ndarray, ref: np.ndarray) -> float:
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, f"shape {ours.shape} != {ref.shape}"
-    return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,7 @@ import torch
 
 from liveportrait.config import AnimateConfig
 from liveportrait.motion.compose import LIP_ARRAY, Motion, MotionOptions, compose_video_source
-
-
-def rel_l2(ours, ref) -> float:
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, f"shape {ours.shape} != {ref.shape}"
-    return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
+from tests.conftest import rel_l2
 
 
 @pytest.fixture(scope="module")
