@@ -30,6 +30,9 @@ SUBCOMMANDS = [
     "commands.live",
     "commands.train",
     "commands.data",
+    "commands.serve",
+    "commands.batch",
+    "commands.motion",
 ]
 
 # commands that run the networks frame after frame: they keep freed memory for the next frame

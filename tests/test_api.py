@@ -188,3 +188,24 @@ def test_import_and_help_load_no_torch():
            "print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_photo_is_prepared_once_for_many_drivings(tiny_weights, examples_dir, monkeypatch):
+    """The second call with the same photo and framing reuses its crop, F and M (what a server's worker
+    gains on repeated sources); other framing or another photo is prepared anew; the frames are the same."""
+    from liveportrait import LivePortraitPipeline
+    from liveportrait.pipeline.source import SourceStage
+
+    pipe = LivePortraitPipeline.from_pretrained(tiny_weights)
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    real = SourceStage.prepare_image
+    monkeypatch.setattr(SourceStage, "prepare_image", lambda self, image: calls.append(1) or real(self, image))
+    photo, driving = examples_dir / "source/s0.jpg", examples_dir / "driving/d12.jpg"
+    first = pipe(photo, driving, source_max_dim=256).image
+    again = pipe(photo, driving, source_max_dim=256, multiplier=1.0, crf=20).image  # output options do not count
+    assert len(calls) == 1 and pipe.source_cache.hits == 1
+    np.testing.assert_array_equal(first, again)
+    pipe(photo, driving, source_max_dim=256, source_scale=2.0)  # another framing: prepared anew
+    pipe(examples_dir / "source/s9.jpg", driving, source_max_dim=256)  # another photo
+    assert len(calls) == 3

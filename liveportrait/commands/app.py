@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, number
+from . import HelpFormatter, number, require_extra
 from .animate import add_backend_argument
 
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
@@ -52,27 +52,8 @@ def _stay_offline() -> None:
     constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
-APP_EXTRA_HINT = "run `bash scripts/install.sh app` (or `pip install -e '.[app]'`)"
-
-
-def require_app_extra() -> None:
-    """Gradio is an extra: say how to install it before anything is loaded, not after the networks."""
-    import importlib.util
-
-    from ..errors import MissingExtraError
-
-    for module in ("gradio", "gradio_client"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise MissingExtraError(f"the web app needs the 'app' extra, which is not installed (no module "
-                                    f"{module}): {APP_EXTRA_HINT}")
-
-
 def run(args: argparse.Namespace) -> int:
-    require_app_extra()
+    require_extra("app", ("gradio", "gradio_client"), "the web app")
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
     from .._lazy import is_loopback

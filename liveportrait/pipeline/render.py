@@ -4,6 +4,8 @@ frame and rendered with its driving keypoints; pasted back. Lazily: a frame is m
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +26,51 @@ from .stage import Stage
 
 if TYPE_CHECKING:
     from .core import Pipeline
+
+
+# the options a photo's preparation depends on (crop, F and M, the ratios, the paste-back mask)
+PREPARE_FIELDS = ("crop", "face", "source_scale", "source_vx", "source_vy", "paste_back", "motion", "animal")
+
+
+class SourceCache:
+    """The last few prepared photos, by content and preparation options: a server or batch worker that
+    animates one photo with many drivings crops it and runs F and M on it once."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: OrderedDict[tuple, list[SourceFace]] = OrderedDict()
+        self.hits = 0
+
+    @staticmethod
+    def key(image: np.ndarray, config) -> tuple:
+        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        return (digest, image.shape, *(repr(getattr(config, f, None)) for f in PREPARE_FIELDS))
+
+    def get(self, key: tuple) -> list[SourceFace] | None:
+        faces = self._items.get(key)
+        if faces is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return faces
+
+    def put(self, key: tuple, faces: list[SourceFace]) -> None:
+        self._items[key] = faces
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def prepared_faces(pipeline: "Pipeline", image: np.ndarray) -> list[SourceFace]:
+    """``pipeline.prepare_image(image)``, from the pipeline's ``source_cache`` when it has one."""
+    cache = getattr(pipeline, "source_cache", None)
+    if cache is None:
+        return pipeline.prepare_image(image)
+    key = SourceCache.key(image, pipeline.config)
+    faces = cache.get(key)
+    if faces is None:
+        faces = pipeline.prepare_image(image)
+        cache.put(key, faces)
+    return faces
 
 
 class RenderStage(Stage):
@@ -154,7 +201,7 @@ def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
 
             image = read_image(src.path)
         image = limit_size(image, cfg.source_max_dim)
-        faces = pipeline.prepare_image(image)
+        faces = prepared_faces(pipeline, image)
         _check_driving_count(len(drivings), len(faces))
         crops = [f.crop for f in faces]
         frames = pipeline.animate_image(image, faces, drivings)

@@ -1,0 +1,131 @@
+"""One job over the Python API: its options and inputs checked before it is accepted (milliseconds, no
+torch), then run on a loaded pipeline with progress, cancellation and a time limit.
+
+The server, batches and Ray actors all go through ``check_job`` and ``run_job``, so a job means the same
+thing everywhere: ``options`` are the field names of ``AnimateConfig`` and ``MotionOptions`` (as for
+``pipe(source, driving, **options)``), and the result is one file written atomically and marked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import AnimateConfig
+from ..errors import InputError
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class JobStopped(Exception):
+    """Raised inside a running job when it is cancelled, runs out of time or the worker shuts down; the
+    writers delete their partial files on the way out."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason  # "cancelled", "timeout" or "shutdown"
+
+
+def job_config(options: Any) -> AnimateConfig:
+    """The config of a job's ``options`` (a JSON object of config field names), or one InputError."""
+    from ..api import make_config
+
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InputError(f"options must be a JSON object of option names and values, got {type(options).__name__}")
+    if "motion" in options:
+        raise InputError("give motion options by their own names (region, multiplier, relative, ...), not 'motion'")
+    try:
+        return make_config(None, **options)
+    except (TypeError, ValueError, AttributeError) as exc:  # a value of the wrong JSON type
+        raise InputError(f"bad option value: {exc}") from None
+
+
+def check_job(source: Path, driving: Path, output: Path | None, config: AnimateConfig, folder: Path | None = None):
+    """``plan_job`` for a job whose result is one file: ``output``, or ``folder``/result.EXT with the
+    extension the result needs. Returns the plan (its ``output`` decided)."""
+    from ..plan import plan_job
+
+    plan = plan_job(source, driving, None, config, decide_output=False)
+    if not plan.image_output and config.output_format == "png":
+        raise InputError("a video result as png is a folder of frames; a job's result is one file: use mp4 or gif")
+    if output is None:
+        output = folder / ("result." + result_extension(plan.image_output, config))
+    return plan.with_output(output, config)
+
+
+def result_extension(image_output: bool, config: AnimateConfig) -> str:
+    return config.output_format or ("png" if image_output else "mp4")
+
+
+@dataclass
+class Progress:
+    """The pipeline's progress hook for one job: counts the frames written, reports them (at most
+    ``every`` seconds apart) and stops the job when asked or when its ``deadline`` (monotonic) passes."""
+
+    on_update: Callable[[dict], None] | None = None
+    deadline: float | None = None
+    every: float = 0.2
+    frames: int = 0
+    total: int | None = None
+    stop_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    _last: float = 0.0
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def check(self) -> None:
+        if self.stop_reason:
+            raise JobStopped(self.stop_reason)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise JobStopped("timeout", "the job ran past its time limit")
+
+    def __call__(self, iterable, total, desc):
+        if desc == "animating":
+            self.total = total
+        for item in iterable:
+            self.check()
+            yield item
+            if desc == "animating":
+                self.frames += 1
+                self.report(force=self.frames == total)
+        self.check()
+
+    @property
+    def state(self) -> dict:
+        """frames done, total, fps and ETA so far."""
+        elapsed = time.monotonic() - self.started
+        fps = self.frames / elapsed if self.frames and elapsed > 0 else None
+        left = (self.total - self.frames) / fps if fps and self.total else None
+        progress = min(1.0, self.frames / self.total) if self.total else 0.0
+        return {"frames_done": self.frames, "frames_total": self.total, "fps": fps, "eta_s": left,
+                "progress": progress}
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_update is not None and (force or now - self._last >= self.every):
+            self._last = now
+            self.on_update(self.state)
+
+
+def run_job(pipe, plan, config: AnimateConfig, progress: Progress) -> dict:
+    """Animate and write a checked job on a loaded ``LivePortraitPipeline``; a summary of what was written."""
+    progress.check()
+    out = pipe.animate_planned(plan, config, progress=progress)
+    progress.total = out.frame_count
+    progress.report(force=True)
+    result = out.save_planned(plan)
+    return {"frames": result.frames, "fps": float(result.fps), "has_audio": bool(result.has_audio),
+            "faces": result.faces, "still": bool(result.still), "seconds": round(result.seconds, 3),
+            "output": str(result.output)}
+
+
+def stopped_message(exc: JobStopped, timeout: float | None) -> str:
+    if exc.reason == "timeout" and timeout:
+        return f"the job ran past its time limit of {timeout:g} s"
+    return {"cancelled": "cancelled", "shutdown": "the worker shut down"}.get(exc.reason, str(exc))
