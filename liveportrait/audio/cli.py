@@ -24,6 +24,9 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
     if video_flag:
         g.add_argument("--speech-from-video", action="store_true",
                        help="-d is a video whose sound drives the photo (its faces are not used)")
+        g.add_argument("--text", help="words to speak (offline, with espeak-ng) and animate the photo with, "
+                                      "instead of -d")
+        g.add_argument("--voice", help="espeak-ng voice of --text (e.g. en-us, de, fr; default: its English)")
     g.add_argument("--seed", type=int, default=None, help="seed of the motion sampling: the same seed, the same "
                                                           "frames (default: a fresh one, printed)")
     g.add_argument("--cfg-scale", type=float, default=CFG_SCALE, help="guidance towards the audio (JoyVASA: 2.8)")
@@ -34,6 +37,8 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
 def is_speech_job(args: argparse.Namespace) -> bool:
     from .io import is_audio_file
 
+    if getattr(args, "text", None) is not None:
+        return True
     drivings = args.driving if isinstance(args.driving, list) else [args.driving]
     return len(drivings) == 1 and (getattr(args, "speech_from_video", False) or is_audio_file(drivings[0]))
 
@@ -50,7 +55,25 @@ def speech_output(args: argparse.Namespace) -> Path:
 
 
 def run_speech(args: argparse.Namespace) -> int:
-    """The job, checked first: a photo source, a readable audio track, a writable output, audio weights."""
+    """The job, checked first: a photo source, a readable audio track, a writable output, audio weights.
+    With ``--text``, the words are spoken first (espeak-ng) into a temporary WAV that drives the photo."""
+    if getattr(args, "text", None) is None:
+        return _run_speech(args)
+    import tempfile
+
+    from .tts import check_text, speak, tts_program
+
+    if args.driving:
+        raise InputError("give --text or -d, not both")
+    text = check_text(args.text)
+    tts_program()
+    with tempfile.TemporaryDirectory(prefix="liveportrait-tts-") as tmp:
+        args.driving = [str(speak(text, Path(tmp) / "text.wav", args.voice))]
+        args.speech_from_video = False
+        return _run_speech(args)
+
+
+def _run_speech(args: argparse.Namespace) -> int:
     from ..api import LivePortraitPipeline
     from ..commands.animate import config_from_args, summary  # the animate command's options, unchanged
     from ..media import is_image, read_image

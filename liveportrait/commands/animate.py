@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     io = p.add_argument_group("input and output")
     io.add_argument("-s", "--source", required=True, help="photo (jpg, png, webp...) or video of a face")
-    io.add_argument("-d", "--driving", required=True, action="append",
+    io.add_argument("-d", "--driving", action="append",
                     help="driving video, image, motion template (.pkl, .lpt.npz) or speech (wav, mp3...: any audio "
                          "PyAV reads); repeat it to give each face "
                          "of --face all its own driving")
@@ -83,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="keep the source video's eyes as open as in its first frame")
 
     framing = p.add_argument_group("framing")
+    framing.add_argument("--animal", action="store_true",
+                         help="the source photo is a cat or dog: the animal weights and face finder, the reference's "
+                              "animal defaults (no stitching, no paste-back); the driving is a human face as usual")
     framing.add_argument("--face", type=_face, default="largest", metavar="largest|all|N",
                          help="which face to animate: the largest, every one (photos and videos; for a video, the "
                               "faces of its first frame), or number N counted from the left, starting at 0")
@@ -168,7 +171,7 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
         lip_retargeting=args.lip_retargeting, normalize_lip=args.normalize_lip,
         source_video_eye_retargeting=args.source_video_eye_retargeting)
-    return AnimateConfig(
+    config = AnimateConfig(
         motion=motion, crop="none" if args.no_crop else (args.crop_box or "auto"), face=args.face,
         source_scale=args.scale, source_vx=args.vx, source_vy=args.vy, crop_driving=args.crop_driving,
         paste_back=not args.no_paste_back, source_max_dim=SOURCE_MAX_DIM if args.max_dim is None else args.max_dim,
@@ -178,24 +181,34 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
         backend=backend)
+    return config.as_animal() if args.animal else config
 
 
 def run(args: argparse.Namespace) -> int:
     from ..audio.cli import is_speech_job, run_speech
     from ..plan import plan_job
 
+    if not args.driving and getattr(args, "text", None) is None:
+        from ..errors import InputError
+
+        raise InputError("the following arguments are required: -d/--driving (or --text)")
     if is_speech_job(args):
         return run_speech(args)
 
     # everything that can be wrong with the job is found before torch loads or a network runs
     config = config_from_args(args)
     plan = plan_job(args.source, args.driving, args.output, config)
+    if config.animal and plan.source_kind != "image":
+        from ..config import ANIMAL_PHOTO_ONLY
+        from ..errors import InputError
+
+        raise InputError(f"{args.source}: {ANIMAL_PHOTO_ONLY}")
 
     from ..api import LivePortraitPipeline
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
-                                                quiet=args.quiet)
+                                                quiet=args.quiet, variant="animal" if config.animal else "human")
     pipe.set_progress_bar_config(disable=args.quiet)
     result = pipe.animate_planned(plan, config).save_planned(plan)
     if not args.quiet:
