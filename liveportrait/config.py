@@ -42,6 +42,11 @@ SOURCE_VIDEO_EYE_THRESHOLD = 0.18
 # Source-video eye retargeting (spec 4.7 "Eye normalisation before animation", v2v-notes section 6.3): the
 # eye-open target is the mean of frame 0's two eye ratios, or this when that mean is under the threshold
 SOURCE_VIDEO_EYE_FALLBACK_TARGET = 0.39
+# Animal mode (spec 6): the stitching network was not trained on animals, so it is off, and without it the
+# reference does not paste back (its paste-back needs stitching; the animal app's default is off too)
+ANIMAL_STITCHING = False
+ANIMAL_PASTE_BACK = False
+ANIMAL_PHOTO_ONLY = "animal mode animates a photo; a source video is not supported (as in the reference)"
 
 Region = Literal["all", "exp", "pose", "lip", "eyes"]
 FaceChoice = Union[str, int]
@@ -102,6 +107,7 @@ class AnimateConfig:
     """Every option of an animation; the CLI, the web app and the Python API all fill this one object."""
 
     motion: MotionOptions = field(default_factory=MotionOptions)
+    animal: bool = False  # the source is a cat or dog: animal face finder (the driving stays a human's)
     # framing
     crop: str = "auto"  # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
     face: FaceChoice = "largest"  # "largest", "all", or an index counted from the left
@@ -132,6 +138,7 @@ class AnimateConfig:
     def check(self) -> "AnimateConfig":
         """Raise InputError for the first option that makes no sense; cheap, reads no file."""
         self.motion.check()
+        _need(isinstance(self.animal, bool), f"animal must be True or False, got {self.animal!r}")
         if self.crop not in ("auto", "none"):
             from .face.geometry import parse_box
 
@@ -169,6 +176,10 @@ class AnimateConfig:
 
     def but(self, **changes) -> "AnimateConfig":
         return replace(self, **changes)
+
+    def as_animal(self) -> "AnimateConfig":
+        """This config in animal mode with the reference's animal defaults (no stitching, no paste-back)."""
+        return self.but(animal=True, paste_back=ANIMAL_PASTE_BACK, motion=self.motion.but(stitching=ANIMAL_STITCHING))
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -54,11 +54,12 @@ def speech_output(args: argparse.Namespace) -> Path:
     return check_output(out)
 
 
-def run_speech(args: argparse.Namespace) -> int:
-    """The job, checked first: a photo source, a readable audio track, a writable output, audio weights.
-    With ``--text``, the words are spoken first (espeak-ng) into a temporary WAV that drives the photo."""
+def run_speech(args: argparse.Namespace, config) -> int:
+    """The job (``config``: animate's options, from ``config_from_args``), checked first: a photo source,
+    a readable audio track, a writable output, audio weights. With ``--text``, the words are spoken first
+    (espeak-ng) into a temporary WAV that drives the photo."""
     if getattr(args, "text", None) is None:
-        return _run_speech(args)
+        return _run_speech(args, config)
     import tempfile
 
     from .tts import check_text, speak, tts_program
@@ -70,12 +71,11 @@ def run_speech(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="liveportrait-tts-") as tmp:
         args.driving = [str(speak(text, Path(tmp) / "text.wav", args.voice))]
         args.speech_from_video = False
-        return _run_speech(args)
+        return _run_speech(args, config)
 
 
-def _run_speech(args: argparse.Namespace) -> int:
+def _run_speech(args: argparse.Namespace, config) -> int:
     from ..api import LivePortraitPipeline
-    from ..commands.animate import config_from_args, summary  # the animate command's options, unchanged
     from ..media import is_image, read_image
     from .animate import animate_speech
     from .drive import AudioDriving
@@ -86,7 +86,6 @@ def _run_speech(args: argparse.Namespace) -> int:
     alpha = _check_smoothing(args)
     if not is_image(args.source):
         raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
-    config = config_from_args(args)
     read_image(args.source)  # unreadable or empty photos fail here
     out = speech_output(args)
     layout = locate_audio_weights(args.audio_weights)
@@ -100,7 +99,7 @@ def _run_speech(args: argparse.Namespace) -> int:
     done = animate_speech(args.source, out, pipe.engine(config), driving)
     r = done.result
     if not args.quiet:
-        print(f"wrote {r.output} ({summary(r)}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s, "
+        print(f"wrote {r.output} ({r.summary()}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s, "
               f"{r.seconds:.1f} s in all)")
     if not r.has_audio:
         print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)

@@ -192,11 +192,10 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import InputError
 
         raise InputError("the following arguments are required: -d/--driving (or --text)")
-    if is_speech_job(args):
-        return run_speech(args)
-
     # everything that can be wrong with the job is found before torch loads or a network runs
     config = config_from_args(args)
+    if is_speech_job(args):
+        return run_speech(args, config)
     plan = plan_job(args.source, args.driving, args.output, config)
     if config.animal and plan.source_kind != "image":
         from ..config import ANIMAL_PHOTO_ONLY
@@ -213,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     result = pipe.animate_planned(plan, config).save_planned(plan)
     if not args.quiet:
         c = pipe.compute
-        print(f"wrote {result.output} ({summary(result)}, {result.seconds:.1f} s; {c.device}, {c.precision}, "
+        print(f"wrote {result.output} ({result.summary()}, {result.seconds:.1f} s; {c.device}, {c.precision}, "
               f"{c.backend})")
         if result.comparison:
             print(f"comparison: {result.comparison}")
@@ -222,12 +221,3 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(note, file=sys.stderr)
     return 0
-
-
-def summary(result) -> str:
-    """'183 frames, 25 fps, with sound, 1 face' for a video; 'still image, 2 faces' for a picture."""
-    faces = f"{result.faces} face{'s' if result.faces != 1 else ''}"
-    if result.still:
-        return f"still image, {faces}"
-    sound = "with sound" if result.has_audio else "no sound"
-    return f"{result.frames} frame{'s' if result.frames != 1 else ''}, {float(result.fps):g} fps, {sound}, {faces}"

@@ -26,6 +26,7 @@ from .smoothing import OneEuroFilter, SteadyBox
 FaceSelection = Union[str, int]
 
 NO_FACE_HINT = "if there is one, give its position with --crop-box x0,y0,x1,y1"
+ANIMAL_MODE_HINT = "for a cat or dog, add --animal"
 
 
 @dataclass
@@ -199,7 +200,7 @@ class Cropper:
         image = as_rgb(image_rgb)
         faces = self.faces(image, thorough=face != "largest")
         if not faces:
-            raise NoFaceError(f"no human face was found in the picture; {NO_FACE_HINT}")
+            raise NoFaceError(f"no human face was found in the picture; {NO_FACE_HINT}; {ANIMAL_MODE_HINT}")
         framing = Framing(scale, vx_ratio, vy_ratio, rotate, area, dsize)
         return [self.crop_face(image, f, framing) for f in select_faces(faces, face)]
 

@@ -31,6 +31,14 @@ class AnimationResult:
     notes: list[str] = field(default_factory=list)
     still: bool = False  # one picture, not frames
 
+    def summary(self) -> str:
+        """'183 frames, 25 fps, with sound, 1 face' for a video; 'still image, 2 faces' for a picture."""
+        faces = f"{self.faces} face{'s' if self.faces != 1 else ''}"
+        if self.still:
+            return f"still image, {faces}"
+        sound = "with sound" if self.has_audio else "no sound"
+        return f"{self.frames} frame{'s' if self.frames != 1 else ''}, {float(self.fps):g} fps, {sound}, {faces}"
+
 
 def write(rendering: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
     """Stream a rendering into ``plan``'s output (and comparison, and motion template) atomically;

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..animator import Animator, PreparedSource
+from ..config import ANIMAL_PHOTO_ONLY
 from ..errors import InputError
 from ..motion.compose import Motion
 from ..motion.video import SourceVideoMotion
@@ -33,8 +34,21 @@ class SourceStage(Stage):
         if cfg.crop == "none":
             return [None]
         if cfg.crop != "auto":
-            return [self.cropper.crop_from_box(image, cfg.crop)]
+            return [self.cropper.crop_from_box(image, cfg.crop, find_face=not cfg.animal)]
+        if cfg.animal:
+            from ..face.animal import crop_animal
+
+            return [crop_animal(image, self.animal_finder, cfg.source_scale, cfg.source_vx, cfg.source_vy)]
         return self.cropper.crop_image(image, cfg.face, cfg.source_scale, cfg.source_vx, cfg.source_vy)
+
+    @property
+    def animal_finder(self):
+        """The cat and dog face finder, made once; it skips the human faces the pipeline's cropper finds."""
+        if getattr(self, "_animal_finder", None) is None:
+            from ..face.animal import AnimalFaceFinder
+
+            self._animal_finder = AnimalFaceFinder(human=self.cropper)
+        return self._animal_finder
 
     def _ratios(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(eye (2,), lip (1,)) ratios of the largest face of an uncropped picture; (None, None) without a face."""
@@ -49,7 +63,7 @@ class SourceStage(Stage):
         faces = []
         for fc in self.source_crops(image):
             if fc is None:
-                eye, lip = self._ratios(image)
+                eye, lip = (None, None) if self.config.animal else self._ratios(image)  # no human mesh on a pet
                 prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
                 faces.append(SourceFace(None, prepared, None))
                 continue
@@ -70,6 +84,8 @@ class SourceStage(Stage):
         face of the first frame for ``--face all``), each with per-frame crop matrices, motion and
         ratios. One decode; the motion extractor runs every 16 frames, so memory does not grow."""
         cfg = self.config
+        if cfg.animal:
+            raise InputError(ANIMAL_PHOTO_ONLY)
         tracks: list[_SourceTrack] | None = None
         with open_frames(path) as (info, reader):
             total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)

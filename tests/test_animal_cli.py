@@ -1,0 +1,129 @@
+"""``liveportrait animate --animal`` end to end with tiny networks in the hub's animal layout, and its checks."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from liveportrait.cli import main
+from tests.conftest import skip_or_fail
+
+
+@pytest.fixture(scope="module")
+def animal_weights(tmp_path_factory):
+    """Tiny networks in the hub's layout: liveportrait/ (human) and liveportrait_animals/base_models_v1.1,
+    the animal ones seeded differently so that loading the wrong folder shows."""
+    import torch
+
+    from liveportrait.networks import LivePortraitNetworks, ModelConfig
+    from liveportrait.networks.checkpoint import save_released
+
+    root = tmp_path_factory.mktemp("animal_weights")
+    torch.manual_seed(0)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait")
+    torch.manual_seed(1)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait_animals", "base_models_v1.1")
+    return root
+
+
+@pytest.fixture(scope="module")
+def needs_mediapipe():
+    if importlib.util.find_spec("mediapipe") is None:
+        skip_or_fail("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")
+
+
+def animate(capsys, weights, *args) -> tuple[int, str]:
+    code = main(["animate", *map(str, args), "--weights", str(weights), "--model-config", "tiny", "-q"])
+    return code, capsys.readouterr().err
+
+
+def test_animate_animal_photo_keeps_the_driving_frames_and_fps(needs_mediapipe, animal_weights, examples_dir,
+                                                               tmp_path, capsys):
+    from liveportrait.media import VideoReader, probe
+
+    out = tmp_path / "cat.mp4"
+    code, err = animate(capsys, animal_weights, "--animal", "-s", examples_dir / "source/s39.jpg",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", out)
+    assert code == 0, err
+    info = probe(out)
+    assert info.fps == 25
+    with VideoReader(out) as r:
+        assert sum(1 for _ in r) == 78
+    # no paste-back in animal mode (the reference's default without stitching): the 512 crop
+    assert (info.width, info.height) == (512, 512)
+
+
+def test_animal_config_has_the_reference_animal_defaults():
+    import argparse
+
+    from liveportrait.commands.animate import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["animate", "--animal", "-s", "a.jpg", "-d", "b.mp4"])
+    config = config_from_args(args)
+    assert config.animal and not config.motion.stitching and not config.paste_back
+    human = config_from_args(parser.parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4"]))
+    assert not human.animal and human.motion.stitching and human.paste_back
+
+
+def test_a_human_photo_with_animal_says_so(needs_mediapipe, animal_weights, examples_dir, tmp_path, capsys):
+    code, err = animate(capsys, animal_weights, "--animal", "-s", examples_dir / "source/s0.jpg",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", tmp_path / "x.mp4")
+    assert code == 3
+    assert "only a human face: animate it without --animal" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_animal_photo_without_animal_says_so(needs_mediapipe, animal_weights, examples_dir, tmp_path, capsys):
+    code, err = animate(capsys, animal_weights, "-s", examples_dir / "source/s25.jpg",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", tmp_path / "x.mp4")
+    assert code == 3
+    assert "no human face" in err and "add --animal" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_animal_source_video_is_refused_before_loading(examples_dir, tmp_path, capsys):
+    # no weights exist at this path: the job must be refused before they are looked for
+    code, err = animate(capsys, tmp_path / "no_weights", "--animal", "-s", examples_dir / "source/s13.mp4",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", tmp_path / "x.mp4")
+    assert code == 2
+    assert "animal mode animates a photo" in err
+
+
+def test_animal_asks_for_the_animal_weights(tmp_path, examples_dir, capsys):
+    """A folder with the human weights only: --animal must look for (and name) the animal folder."""
+    import torch
+
+    from liveportrait.networks import LivePortraitNetworks, ModelConfig
+    from liveportrait.networks.checkpoint import save_released
+
+    torch.manual_seed(0)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), tmp_path / "w" / "liveportrait")
+    code, err = animate(capsys, tmp_path / "w", "--animal", "-s", examples_dir / "source/s25.jpg",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", tmp_path / "x.mp4")
+    assert code == 4
+    assert "liveportrait_animals/base_models_v1.1" in err and "liveportrait download --animal" in err
+    assert main(["download", "--where", "--animal", "--dest", str(tmp_path / "w")]) == 0
+    assert "4 file(s) missing" in capsys.readouterr().out
+
+
+def test_an_animal_pipeline_starts_from_the_animal_defaults(animal_weights):
+    """from_pretrained(variant="animal") loads the animal folder and its calls run in animal mode (no
+    stitching, no paste-back); asking a pipeline for the other kind than its weights is an InputError."""
+    import torch
+
+    from liveportrait import LivePortraitPipeline
+    from liveportrait.errors import InputError
+
+    animal = LivePortraitPipeline.from_pretrained(animal_weights, variant="animal", model_config="tiny")
+    human = LivePortraitPipeline.from_pretrained(animal_weights, model_config="tiny")
+    w_animal, w_human = (next(p.base_networks.G.parameters()) for p in (animal, human))
+    assert not torch.equal(w_animal, w_human)  # the two folders, not one of them twice
+    config = animal._config(None)
+    assert config.animal and not config.motion.stitching and not config.paste_back
+    assert not human._config(None).animal
+    with pytest.raises(InputError, match="variant='animal'"):
+        human._config(None, animal=True)
+    with pytest.raises(InputError, match="variant='human'"):
+        animal._config(None, animal=False)
