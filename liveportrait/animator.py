@@ -19,6 +19,7 @@ from .motion.compose import (
     LIP_ARRAY,
     Motion,
     MotionOptions,
+    compose_animal,
     compose_image_source,
     expression_friendly,
     finish_keypoints,
@@ -166,6 +167,9 @@ class Animator:
         """
         drv = drv.to(self.device)
         ref = ref.to(self.device) if ref is not None else None
+        if options.animal_motion and ref is not None:
+            x_d = compose_animal(src.kp_c, src.x_s, src.motion.scale, drv, ref)
+            return finish_keypoints(src.x_s, x_d, options, self.networks.S.stitch_delta)
         x_d = compose_image_source(src.kp_c, src.motion, drv, ref, options, self.lip_array)
         if (options.relative and options.driving_option == "expression-friendly" and driving_is_video
                 and ref is not None):

@@ -79,6 +79,9 @@ class MotionOptions:
     driving_option: str = "expression-friendly"
     multiplier: float = 1.0  # scale of the driving expression (0 keeps the source's, above 1 exaggerates)
     stitching: bool = True
+    # the reference's animal rule (spec 6): the driving's absolute pose and expression on the source's scale,
+    # moved from the neutral driving frame and scaled by the hull-volume ratio; set by AnimateConfig.as_animal
+    animal_motion: bool = False
     eye_retargeting: bool = False
     lip_retargeting: bool = False
     normalize_lip: bool = False
@@ -179,7 +182,8 @@ class AnimateConfig:
 
     def as_animal(self) -> "AnimateConfig":
         """This config in animal mode with the reference's animal defaults (no stitching, no paste-back)."""
-        return self.but(animal=True, paste_back=ANIMAL_PASTE_BACK, motion=self.motion.but(stitching=ANIMAL_STITCHING))
+        return self.but(animal=True, paste_back=ANIMAL_PASTE_BACK, motion=self.motion.but(stitching=ANIMAL_STITCHING,
+                                                                                        animal_motion=True))
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

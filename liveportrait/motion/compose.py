@@ -154,6 +154,19 @@ def expression_friendly(x_s: torch.Tensor, x_d: torch.Tensor, x_d0: torch.Tensor
     return (x_d - x_d0) * multiplier + x_s
 
 
+def compose_animal(kp_c: torch.Tensor, x_s: torch.Tensor, scale_s: torch.Tensor, drv: Motion,
+                   drv0: Motion) -> torch.Tensor:
+    """Animal mode's driving keypoints before stitching (spec 6, steps 1 to 4): each driving frame's own
+    rotation, expression and translation (t_z 0) on the source's canonical keypoints and scale, moved from
+    the neutral driving frame ``drv0`` and scaled by sqrt(V(x_s)) / sqrt(V(x_d0)) (hull volumes)."""
+
+    def absolute(m: Motion) -> torch.Tensor:
+        return transform_keypoints(kp_c, m.R, m.exp, scale_s.expand(len(m), -1), m.t)  # t_z left out
+
+    x_d0 = absolute(drv0)
+    return x_s + (absolute(drv) - x_d0) * motion_multiplier(x_s, x_d0)
+
+
 StitchFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 RetargetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
