@@ -53,6 +53,7 @@ class LivePortraitPipeline:
     def __init__(self, networks, *, device: str = "auto", precision: str = "auto", backend: str = "auto",
                  cropper=None, tune_memory: bool = True):
         from .speed import accelerate
+        from .speed.backends import networks_precision
         from .speed.compute import resolve_compute
 
         if tune_memory:
@@ -61,9 +62,17 @@ class LivePortraitPipeline:
             tune_allocator()  # keep freed frames' memory (LIVEPORTRAIT_ALLOCATOR=default opts out)
         self.compute = resolve_compute(device, precision, backend)
         self.base_networks = networks
-        self.networks = accelerate(networks, self.compute.backend, device=self.compute.device)
+        # networks accelerated already (the benchmark's, warmed up) are used as they are
+        c = self.compute
+        same = getattr(networks, "backend", None) == c.backend and getattr(networks, "precision", "fp32") == \
+            networks_precision(c.backend, c.device, c.precision)
+        self.networks = networks if same else accelerate(networks, c.backend, device=c.device, precision=c.precision)
         self._cropper = cropper
         self._progress_kwargs: dict[str, Any] = {}
+        from .pipeline.render import SourceCache
+
+        # photos prepared by earlier calls (crop, F, M), so many drivings of one photo prepare it once
+        self.source_cache = SourceCache()
 
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike | None = None, *, device: str = "auto",
@@ -80,9 +89,23 @@ class LivePortraitPipeline:
             raise InputError(f"variant must be human or animal, got {variant!r}")
         nets = LivePortraitNetworks.from_pretrained(weights, model_config, animal=variant == "animal",
                                                     download=download, quiet=quiet)
-        return cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory)
+        pipe = cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory)
+        pipe.variant = variant
+        return pipe
 
     # -- settings -----------------------------------------------------------------------------------
+
+    variant = "human"  # the weights' kind: "animal" pipelines start from the reference's animal defaults
+
+    def _config(self, config: AnimateConfig | None, **options) -> AnimateConfig:
+        """``make_config`` from this pipeline's defaults; animal mode must match the weights loaded."""
+        animal = self.variant == "animal"
+        base = config or (AnimateConfig().as_animal() if animal else AnimateConfig())
+        config = make_config(base, **options)
+        if config.animal != animal:
+            raise InputError(f"this pipeline has the {self.variant} weights: animal={config.animal} needs "
+                             f"from_pretrained(variant={'animal' if config.animal else 'human'!r})")
+        return config
 
     def set_progress_bar_config(self, **kwargs) -> None:
         """tqdm options for the progress bars (``disable=True`` turns them off), as in diffusers."""
@@ -111,12 +134,13 @@ class LivePortraitPipeline:
 
         c = self.compute
         return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend),
-                        cropper=self.cropper, progress=progress or self._progress)
+                        cropper=self.cropper, progress=progress or self._progress, source_cache=self.source_cache)
 
     # -- animate ------------------------------------------------------------------------------------
 
-    def __call__(self, source, driving, *, config: AnimateConfig | None = None,
-                 callback_on_frame: FrameCallback | None = None, **options) -> "AnimationOutput":
+    def __call__(self, source, driving=None, *, audio=None, seed: int | None = None, audio_weights=None,
+                 config: AnimateConfig | None = None, callback_on_frame: FrameCallback | None = None,
+                 **options) -> "AnimationOutput":
         """Animate ``source`` with ``driving``; returns at once with the motion extracted, the frames
         rendered as the output is iterated or saved.
 
@@ -125,10 +149,30 @@ class LivePortraitPipeline:
         ``pipe.motion`` or an audio-driven tool), an iterator of frames, or a list with one per face.
         ``options``: fields of ``AnimateConfig``/``MotionOptions`` (``region="exp"``, ``multiplier=1.2``,
         ``face="all"``, ``reference_frame="auto"``, ``comparison=True`` ...), checked before any network runs.
+        ``audio``: speech (an audio file, or a video's sound) instead of a driving: a photo moved by JoyVASA
+        motion (``seed`` for repeatable sampling; ``audio_weights`` a folder, else the audio weights' lookup).
         """
-        config = make_config(config, **options)
+        config = self._config(config, **options)
+        if audio is not None:
+            if driving is not None:
+                raise InputError("give a driving or audio=, not both")
+            return self._speak(source, audio, seed, audio_weights, config, callback_on_frame)
+        if driving is None:
+            raise InputError("no driving input was given (a video, image, motion template, or audio=)")
         plan = plan_job(source, driving, None, config, decide_output=False)
         return self.animate_planned(plan, config, callback_on_frame)
+
+    def _speak(self, source, audio, seed, audio_weights, config, callback_on_frame) -> "AnimationOutput":
+        """A photo animated by speech: JoyVASA motion sampled window by window as frames are rendered."""
+        from .audio import AudioDriving, AudioMotionModel, locate_audio_weights
+        from .audio.animate import speech_job
+
+        layout = locate_audio_weights(audio_weights)
+        if getattr(self, "_audio", (None,))[0] != layout.root:
+            self._audio = (layout.root, AudioMotionModel.from_pretrained(layout))  # loaded once per folder
+        engine = self.engine(config)
+        return AnimationOutput(*speech_job(source, AudioDriving.open(audio, self._audio[1], seed), engine),
+                               engine, callback_on_frame)
 
     def animate_planned(self, plan: JobPlan, config: AnimateConfig, callback_on_frame: FrameCallback | None = None,
                         progress=None) -> "AnimationOutput":
@@ -143,7 +187,7 @@ class LivePortraitPipeline:
         drive with it later, anywhere, without the driving's faces."""
         from .plan import as_input
 
-        config = make_config(None, **options)
+        config = self._config(None, **options)
         return self.engine(config).load_driving(as_input(driving, "driving")).template
 
     # -- edit ------------------------------------------------------------------------------------------
@@ -243,7 +287,7 @@ class AnimationOutput:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Output frames (HxWx3 uint8 RGB, pasted back), rendered one batch ahead in a thread."""
-        from .speed.stream import prefetch
+        from .media.streams import prefetch
 
         for item in prefetch(self._take(), depth=2):
             yield item[0] if self._r.comparison else item

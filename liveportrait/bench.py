@@ -152,7 +152,8 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
     from .media import VideoReader, VideoWriter
     from .motion.compose import MotionOptions
     from .provenance import NOT_GENERATED
-    from .speed.backends import accelerate, cpu_has_native_bf16, set_threads
+    from .speed.backends import accelerate, set_threads
+    from .speed.compute import cpu_has_native_bf16
 
     if allocator == "tuned":
         from .speed.allocator import tune_allocator

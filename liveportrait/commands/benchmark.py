@@ -55,7 +55,7 @@ def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     backends = args.backend or []
     if not backends or "all" in backends:
         backends = [b for b in DEFAULT_BACKENDS if b in ("eager", "fast") or _installed(b)]
-    from ..speed.backends import pick_backend, resolve_precision
+    from ..speed.compute import pick_backend, resolve_precision
 
     device = getattr(args, "device", "cpu")
     auto = resolve_precision("auto", device)
@@ -79,7 +79,7 @@ def specs_from_args(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
 def precision_note(device: str) -> str:
     """What precision "auto" resolves to here, and why."""
-    from ..speed.backends import cpu_has_native_bf16, pick_backend, resolve_precision
+    from ..speed.compute import cpu_has_native_bf16, pick_backend, resolve_precision
 
     auto = resolve_precision("auto", device)
     backend = pick_backend("auto", device, auto)

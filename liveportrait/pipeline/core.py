@@ -24,7 +24,8 @@ class Pipeline(DrivingStage, SourceStage, RenderStage):
         if self.config.backend != "eager" and getattr(networks, "backend", None) != self.config.backend:
             from ..speed import accelerate
 
-            networks = accelerate(networks, self.config.backend, device=self.config.device)
+            networks = accelerate(networks, self.config.backend, device=self.config.device,
+                                  precision=self.config.precision)
         self.animator = Animator(networks, self.config.device, self.config.precision)
         self._cropper = cropper
         self._progress = progress or (lambda it, total, desc: it)

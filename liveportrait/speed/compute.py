@@ -3,6 +3,7 @@ for the command line, the web app and the Python API alike."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -32,17 +33,62 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """auto: float16 on CUDA (with the NaN fallback), float32 elsewhere."""
+# /proc/cpuinfo flags of CPUs with bfloat16 arithmetic (Intel from Cooper Lake and Sapphire Rapids, AMD Zen 4 on)
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+# whether the CPU bfloat16 path (speed/bf16.py) meets its fidelity bound, FIDELITY_PSNR_DB["bf16"]: what
+# tests/speed/test_bf16.py enforces on the example photos and the conformance inputs. False: auto stays fp32.
+BF16_MEETS_BOUND = True
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively: ``amx_bf16`` or ``avx512_bf16`` among the flags in
+    ``/proc/cpuinfo`` (flags, not a timing: a timing changes with the load). ``cpuinfo``: another file of
+    that format, or its text; False where there is no such file (macOS, Windows) or no flags line."""
+    if isinstance(cpuinfo, str) and "\n" in cpuinfo:
+        text = cpuinfo
+    else:
+        try:
+            with open(cpuinfo or "/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return bool(BF16_CPU_FLAGS & set(value.split()))
+    return False
+
+
+def resolve_precision(precision: str, device: str = "cpu", cpuinfo: str | os.PathLike | None = None) -> str:
+    """auto: fp16 on CUDA (the Animator falls back to fp32 on NaN/Inf); bf16 on a CPU that computes it
+    natively when that path meets its bound (W float32, G in bfloat16; M, F, S and the keypoints float32);
+    else fp32, the exact path. Anything else is returned as given."""
     if precision != "auto":
         return precision
-    return "fp16" if device == "cuda" else "fp32"
+    import torch
+
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "fp16"
+    if (kind == "cpu" and BF16_MEETS_BOUND and torch.backends.mkldnn.is_available()
+            and cpu_has_native_bf16(cpuinfo)):
+        return "bf16"
+    return "fp32"
 
 
 def resolve_compute(device: str = "auto", precision: str = "auto", backend: str = "auto") -> Compute:
     """The concrete device, precision and backend for the given choices ("auto" for any of them)."""
-    from .backends import pick_backend
-
     device = pick_device(device)
     precision = resolve_precision(precision, device)
     return Compute(device, precision, pick_backend(backend, device, precision))
+
+
+def pick_backend(name: str, device: str, precision: str = "fp32") -> str:
+    """auto: the fast rewrites on the CPU in float32 or bfloat16 (``accelerate(..., precision="bf16")``);
+    eager kernels on a GPU, or on the CPU in fp16. ``precision`` "auto" is resolved first."""
+    if name != "auto":
+        return name
+    import torch
+
+    precision = resolve_precision(precision, device)
+    return "fast" if torch.device(device).type == "cpu" and precision in ("fp32", "bf16") else "eager"

@@ -324,10 +324,8 @@ class OnnxG(_Runner):
         return torch.from_numpy(self.session(_np(feature))[0]).to(feature.device)
 
 
-def onnx_networks(networks, runtime: str, cache_dir=None, threads: int | None = None, **_):
-    """``AcceleratedNetworks`` whose F, M, W and G run exported graphs on ``runtime``."""
-    from .backends import AcceleratedNetworks
-
+def onnx_networks(networks, runtime: str, cache_dir=None, threads: int | None = None, **_) -> dict:
+    """F, M, W and G running exported graphs on ``runtime``, by name (``accelerate`` wraps them)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     gather = runtime == "openvino"  # OpenVINO 2025 has no 5-D GridSample
     folder = cache / (weights_digest(networks) + ("-gather" if gather else ""))
@@ -340,4 +338,4 @@ def onnx_networks(networks, runtime: str, cache_dir=None, threads: int | None = 
     parts = {n: cls(_Session(paths[n], runtime, threads), getattr(cfg, attr))
              for n, cls, attr in (("F", OnnxF, "appearance"), ("M", OnnxM, "motion"), ("W", OnnxW, "warping"),
                                   ("G", OnnxG, "generator"))}
-    return AcceleratedNetworks(networks, runtime, **parts)
+    return parts

@@ -131,9 +131,9 @@ def test_benchmark_default_rows_include_the_auto_precision(native, monkeypatch):
     import argparse
 
     from liveportrait.commands.benchmark import precision_note, specs_from_args
-    from liveportrait.speed import backends
+    from liveportrait.speed import compute
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda cpuinfo=None: native)
+    monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda cpuinfo=None: native)
     args = argparse.Namespace(backend=["eager", "fast"], precision=None, allocator="default", in_process=False,
                               device="cpu")
     extra = [("fast", "bf16", "default")] if native else []

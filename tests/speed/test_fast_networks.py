@@ -128,11 +128,11 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
 
 
 @pytest.mark.parametrize("device, backend, precision, expected", [
-    ("cpu", "auto", "auto", "fast"), ("cuda", "auto", "auto", "eager"), ("cpu", "auto", "bf16", "eager"),
+    ("cpu", "auto", "auto", "fast"), ("cuda", "auto", "auto", "eager"), ("cpu", "auto", "bf16", "fast"),
     ("cpu", "openvino", "auto", "openvino")])
 def test_animate_backend_choice(device, backend, precision, expected):
-    """`animate --backend auto` takes the float32 fast rewrites on the CPU, eager kernels on a GPU or for
-    reduced precision."""
+    """`animate --backend auto` takes the fast rewrites on the CPU (float32, or bfloat16 where G computes it
+    itself), eager kernels on a GPU."""
     from liveportrait.cli import build_parser
     from liveportrait.commands.animate import config_from_args
 
