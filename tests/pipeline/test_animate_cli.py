@@ -83,7 +83,8 @@ def test_image_driving_gives_an_image(animate, examples_dir, tmp_path):
 
 
 def test_fast_backend_gives_the_eager_picture(animate, examples_dir, tmp_path, winograd_calls):
-    """`--backend auto` (fast on the CPU) renders what the float32 eager path renders, within its bound.
+    """`--backend auto --precision fp32` (the exact fast path on the CPU) renders what the float32 eager path
+    renders, within its bound (bfloat16, the default on some CPUs, has its own: tests/speed/test_bf16.py).
     ``winograd_calls`` lowers the Winograd thresholds so that the tiny networks take that path too."""
     from liveportrait.speed import FIDELITY_PSNR_DB
 
@@ -91,7 +92,7 @@ def test_fast_backend_gives_the_eager_picture(animate, examples_dir, tmp_path, w
     for backend in ("eager", "auto"):
         out = tmp_path / f"{backend}.png"
         code, err = animate("-s", examples_dir / "source/s5.jpg", "-d", examples_dir / "driving/d30.jpg", "-o", out,
-                            "--no-watermark", "--backend", backend)
+                            "--no-watermark", "--backend", backend, "--precision", "fp32")
         assert code == 0, err
         outs[backend] = read_image(out).astype(np.float64)
         assert bool(winograd_calls) == (backend == "auto"), backend  # the fast backend ran Winograd convolutions
