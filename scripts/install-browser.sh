@@ -16,30 +16,13 @@ PLAYWRIGHT_SPEC=${LIVEPORTRAIT_PLAYWRIGHT:-playwright==1.65.2}
 
 say() { echo "install-browser: $*" >&2; }
 
-install_chromium() {
-  local sudo=""
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "no apt-get here: install Chromium yourself (or set LIVEPORTRAIT_CHROMIUM); skipping it"
-    return 0
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      sudo="sudo"
-    else
-      say "Chromium is missing and installing it (apt-get install chromium) needs root or sudo; skipping it"
-      return 0
-    fi
-  fi
-  say "installing Debian's chromium with apt-get (as root${sudo:+, through sudo})"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
-    >/dev/null
-}
+# shellcheck source=scripts/apt-install.sh
+. scripts/apt-install.sh
 
 if [ -n "${LIVEPORTRAIT_CHROMIUM:-}" ]; then
   say "using LIVEPORTRAIT_CHROMIUM=$LIVEPORTRAIT_CHROMIUM"
 elif ! command -v chromium >/dev/null 2>&1; then
-  install_chromium
+  apt_install Chromium chromium fonts-dejavu-core
 fi
 "${LIVEPORTRAIT_CHROMIUM:-chromium}" --version 2>/dev/null \
   || say "no Chromium: tests/app/test_browser.py will skip (and fail under CI=true)"
