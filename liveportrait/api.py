@@ -51,7 +51,7 @@ class LivePortraitPipeline:
     and extract motion with them. Thread-compatible, not thread-safe: one call at a time per pipeline."""
 
     def __init__(self, networks, *, device: str = "auto", precision: str = "auto", backend: str = "auto",
-                 cropper=None, tune_memory: bool = True):
+                 cropper=None, tune_memory: bool = True, variant: str = "human"):
         from .speed import accelerate
         from .speed.backends import networks_precision
         from .speed.compute import resolve_compute
@@ -61,6 +61,7 @@ class LivePortraitPipeline:
 
             tune_allocator()  # keep freed frames' memory (LIVEPORTRAIT_ALLOCATOR=default opts out)
         self.compute = resolve_compute(device, precision, backend)
+        self.variant = variant  # the weights' kind: "animal" pipelines start from the reference's animal defaults
         self.base_networks = networks
         # networks accelerated already (the benchmark's, warmed up) are used as they are
         c = self.compute
@@ -89,13 +90,10 @@ class LivePortraitPipeline:
             raise InputError(f"variant must be human or animal, got {variant!r}")
         nets = LivePortraitNetworks.from_pretrained(weights, model_config, animal=variant == "animal",
                                                     download=download, quiet=quiet)
-        pipe = cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory)
-        pipe.variant = variant
-        return pipe
+        return cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory,
+                   variant=variant)
 
     # -- settings -----------------------------------------------------------------------------------
-
-    variant = "human"  # the weights' kind: "animal" pipelines start from the reference's animal defaults
 
     def _config(self, config: AnimateConfig | None, **options) -> AnimateConfig:
         """``make_config`` from this pipeline's defaults; animal mode must match the weights loaded."""
