@@ -43,6 +43,9 @@ MIN_LOOKS = 2  # a face must be confirmed by this many windows that agree on its
 SAME_FACE = 0.35  # confirmations whose eye midpoints are this close (in inter-eye distances) are one face
 EYE_CORNER = 0.17
 LIP_CORNER = 0.15
+# both models want upright faces and pets tilt their heads: the picture is also searched turned by these
+# (degrees); on tilted and scaled copies of s25 and s39 this took the faces framed right from 7 of 12 to 11 of 12
+ROTATIONS = (0.0, -20.0, 20.0)
 
 ANIMAL_HINT = "give its position with --crop-box x0,y0,x1,y1"
 
@@ -137,20 +140,52 @@ class AnimalFaceFinder:
             return []
         return [landmarks_box(f.landmarks) for f in self.human.faces(image_rgb)]
 
-    def find(self, image_rgb: np.ndarray) -> tuple[list[AnimalFace], int]:
-        """(animal faces best first, number of human faces seen). Confirmations of one face are merged:
-        their keypoints averaged, weighted by score, which steadies them across windows."""
-        humans = self._human_boxes(image_rgb)
+    def _faces_upright(self, image_rgb: np.ndarray) -> list[AnimalFace]:
+        """Faces seen by at least MIN_LOOKS confirmations that agree, best first (one orientation)."""
         hits = [a for box in self.proposals(image_rgb) for a in self.confirm(image_rgb, box)]
-        hits = [a for a in hits if not any(_inside(a.keypoints[:2], h) for h in humans)]
-        hits.sort(key=lambda a: -a.score)
-        faces = []
-        while hits:
-            same = [a for a in hits if _same_face(a, hits[0])]
-            if len(same) >= MIN_LOOKS:
-                faces.append(_merge(same))
-            hits = [a for a in hits if not any(a is s for s in same)]
-        return faces, len(humans)
+        return _group(hits, MIN_LOOKS)
+
+    def find(self, image_rgb: np.ndarray) -> tuple[list[AnimalFace], int]:
+        """(animal faces best first, number of human faces seen). The picture is searched upright and
+        turned by each of ROTATIONS; the faces found are mapped back and those seen in several
+        orientations merged (their keypoints averaged, weighted by score)."""
+        humans = self._human_boxes(image_rgb)
+        found = []
+        for angle in ROTATIONS:
+            turned, back = _turn(image_rgb, angle)
+            for a in self._faces_upright(turned):
+                corners = np.array([a.box[[0, 1]], a.box[[2, 1]], a.box[[0, 3]], a.box[[2, 3]]]) @ back[:, :2].T
+                corners += back[:, 2]
+                box = np.concatenate([corners.min(0), corners.max(0)])
+                found.append(AnimalFace(box, a.keypoints @ back[:, :2].T + back[:, 2], a.score))
+        found = [a for a in found if not any(_inside(a.keypoints[:2], h) for h in humans)]
+        return _group(found, 1), len(humans)
+
+
+def _turn(image_rgb: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The picture turned by ``degrees`` (counter-clockwise) on a canvas that holds all of it, edges
+    repeated, and the 2x3 affine that maps the turned picture's points back to the original's."""
+    if not degrees:
+        return image_rgb, np.array([[1.0, 0, 0], [0, 1, 0]])
+    h, w = image_rgb.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    size = (int(h * sin + w * cos), int(h * cos + w * sin))
+    m[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    turned = cv2.warpAffine(image_rgb, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(m)
+
+
+def _group(looks: list[AnimalFace], min_looks: int) -> list[AnimalFace]:
+    """Looks at the same face merged into one, best first; faces seen fewer than ``min_looks`` times dropped."""
+    looks = sorted(looks, key=lambda a: -a.score)
+    faces = []
+    while looks:
+        same = [a for a in looks if _same_face(a, looks[0])]
+        if len(same) >= min_looks:
+            faces.append(_merge(same))
+        looks = [a for a in looks if not any(a is s for s in same)]
+    return faces
 
 
 def crop_animal(image_rgb: np.ndarray, finder: AnimalFaceFinder, scale: float = geometry.SOURCE_SCALE,

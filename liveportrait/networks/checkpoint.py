@@ -7,6 +7,8 @@ Released layout (the Hugging Face repository KwaiVGI/LivePortrait)::
                                                                         retarget_mouth, retarget_eye; keys
                                                                         prefixed 'module.')
     liveportrait_animals/base_models_v1.1/*.pth                         (animal F, M, W, G; S is the human one)
+    liveportrait_animals/base_models/*.pth                              (the first animal release, read when
+                                                                        v1.1 is absent)
 
 Every file is read without executing pickled code (``weights_only=True``) or from safetensors, which
 ``convert_to_safetensors`` writes beside the same layout (``.safetensors`` instead of ``.pth``).
@@ -38,6 +40,7 @@ MODULES = (*BASE_MODULES, STITCHING_MODULE)
 S_SUBDICTS = {"retarget_shoulder": "stitching", "retarget_mouth": "lip", "retarget_eye": "eye"}
 EXTENSIONS = (".safetensors", ".pth")
 ANIMAL_VERSION = "_v1.1"
+ANIMAL_V1_0 = "base_models"  # the first animal release (2024), before _v1.1
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,25 @@ class WeightsLayout:
 
 def resolve_layout(root: str | os.PathLike, animal: bool = False) -> WeightsLayout:
     """Accepts the hub root (``pretrained_weights/``), its ``liveportrait/`` folder, or a folder that
-    directly holds ``base_models/``. For animals, F/M/W/G come from ``base_models_v1.1``."""
+    directly holds ``base_models/``. For animals, F/M/W/G come from ``base_models_v1.1`` (the release since
+    2025-01-01), else from the first animal release's ``base_models`` (same architecture); S is the human one."""
     root = Path(root).expanduser()
     human_candidates = [root, root / "liveportrait", root.parent / "liveportrait"]
     human = next((c for c in human_candidates if (c / "retargeting_models").is_dir() or (c / "base_models").is_dir()),
                  root / "liveportrait" if (root / "liveportrait").exists() else root)
     if not animal:
         return WeightsLayout(human / "base_models", human / "retargeting_models")
-    base_name = f"base_models{ANIMAL_VERSION}"
-    animal_candidates = [root, root / "liveportrait_animals"]
-    animal_dir = next((c for c in animal_candidates if (c / base_name).is_dir()), root / "liveportrait_animals")
-    return WeightsLayout(animal_dir / base_name, human / "retargeting_models")
+    return WeightsLayout(_animal_base_dir(root), human / "retargeting_models")
+
+
+def _animal_base_dir(root: Path) -> Path:
+    """The newest complete animal release under ``root`` (the hub root or its ``liveportrait_animals/``);
+    where none is complete, the newest one's folder, so that the message names what to fetch."""
+    folders = [root / "liveportrait_animals"] + ([root] if root.name == "liveportrait_animals" else [])
+    folders += [root] if (root / f"base_models{ANIMAL_VERSION}").is_dir() else []
+    releases = [f / name for f in folders for name in (f"base_models{ANIMAL_VERSION}", ANIMAL_V1_0)]
+    complete = [d for d in releases if all(WeightsLayout(d, d).file(m) is not None for m in BASE_MODULES)]
+    return complete[0] if complete else folders[-1] / f"base_models{ANIMAL_VERSION}"
 
 
 def default_cache_dir() -> Path:

@@ -128,3 +128,46 @@ def test_each_proposal_alone_is_not_trusted(finder, source_dir, load_rgb):
     gray = cv2.cvtColor(cv2.resize(image, (480, 640), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     assert len(extended.detectMultiScale(gray, 1.05, 3, minSize=(48, 48))) == 0
     assert finder.proposals(load_rgb(source_dir / "s0.jpg"))  # a cat cascade fires on a human face
+
+
+def _turned(image, eyes, degrees):
+    """``image`` turned by ``degrees`` about its centre (same size, edges mirrored), and where the eyes went."""
+    import cv2
+
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT), eyes @ m[:, :2].T + m[:, 2]
+
+
+def _shrunk_on_a_canvas(image, eyes):
+    """``image`` in the right half of a grey canvas twice its size (the face a quarter as large, relatively)."""
+    h, w = image.shape[:2]
+    canvas = np.full((2 * h, 2 * w, 3), 120, np.uint8)
+    canvas[h // 2:h // 2 + h, w:] = image
+    return canvas, eyes + [w, h // 2]
+
+
+@pytest.mark.parametrize("name, eyes", [("s25", S25_EYES), ("s39", S39_EYES)])
+@pytest.mark.parametrize("change", ["turned left", "turned right", "far away"])
+def test_tilted_and_distant_animals_are_found(finder, source_dir, load_rgb, name, eyes, change):
+    """Pets tilt their heads: the finder also searches the picture turned by 20 degrees either way."""
+    image = load_rgb(source_dir / f"{name}.jpg")
+    if change == "far away":
+        image, eyes = _shrunk_on_a_canvas(image, eyes)
+    else:
+        image, eyes = _turned(image, eyes, 20.0 if change == "turned left" else -20.0)
+    faces, _ = finder.find(image)
+    assert faces, f"no face found in {name} {change}"
+    spacing = float(np.linalg.norm(eyes[1] - eyes[0]))
+    assert np.abs(faces[0].keypoints[:2] - eyes).max() < 0.3 * spacing, (faces[0].keypoints[:2], eyes)
+
+
+def test_pictures_without_animals_give_no_animal_face(finder):
+    """scikit-image's sample pictures: a coffee cup, a rocket, a horse's silhouette, a cameraman."""
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) has the pictures")
+    for name in ("coffee", "rocket", "horse", "camera", "immunohistochemistry"):
+        picture = getattr(skimage_data, name)()
+        picture = np.stack([picture] * 3, -1) if picture.ndim == 2 else picture[..., :3]
+        picture = (picture * 255 if picture.max() <= 1 else picture).astype(np.uint8)
+        faces, _ = finder.find(np.ascontiguousarray(picture))
+        assert not faces, name

@@ -192,6 +192,33 @@ def test_hub_root_and_animal_layouts(tiny_weights, tmp_path):
     LivePortraitNetworks.from_pretrained(root, ModelConfig.tiny(), animal=True, locate=False)
 
 
+def test_first_animal_release_is_read_when_v1_1_is_absent(tiny_weights, tmp_path):
+    """Users who fetched the animals before 2025 have liveportrait_animals/base_models (v1.0) only."""
+    root = tmp_path / "pretrained_weights"
+    shutil.copytree(tiny_weights, root / "liveportrait")
+    v1_0 = root / "liveportrait_animals" / "base_models"
+    shutil.copytree(tiny_weights / "base_models", v1_0)
+    layout = resolve_layout(root, animal=True)
+    assert layout.base_dir == v1_0 and not layout.missing()
+    assert resolve_layout(root / "liveportrait_animals", animal=True).base_dir == v1_0
+    LivePortraitNetworks.from_pretrained(root, ModelConfig.tiny(), animal=True, locate=False)
+    # v1.1 wins once it is complete; a partial v1.1 does not shadow a complete v1.0
+    v1_1 = root / "liveportrait_animals" / "base_models_v1.1"
+    v1_1.mkdir()
+    shutil.copy(tiny_weights / "base_models" / "warping_module.pth", v1_1)
+    assert resolve_layout(root, animal=True).base_dir == v1_0
+    shutil.rmtree(v1_1)
+    shutil.copytree(tiny_weights / "base_models", v1_1)
+    assert resolve_layout(root, animal=True).base_dir == v1_1
+
+
+def test_missing_animal_weights_name_the_current_release(tiny_weights, tmp_path):
+    root = tmp_path / "pretrained_weights"
+    shutil.copytree(tiny_weights, root / "liveportrait")
+    missing = resolve_layout(root, animal=True).missing()
+    assert missing and all(p.parent == root / "liveportrait_animals" / "base_models_v1.1" for p in missing)
+
+
 def test_search_order(tiny_weights, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv(ENV_CACHE, str(cache))
