@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import HelpFormatter, number
-from .serve import add_pipeline_arguments, make_workers
+from .serve import add_pipeline_arguments, make_workers, pipeline_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run every job of JOBS: a .jsonl with one {\"source\", \"driving\", \"output\", \"options\"} "
                     "object a line, or a .csv with those columns (options as JSON). Paths are relative to the "
                     "jobs file. All lines are checked first; jobs whose output exists are skipped, so a re-run "
-                    "finishes an interrupted batch.",
+                    "finishes an interrupted batch. \"animal\": true in options makes a line an animal job "
+                    "(as animate --animal; a cat or dog not found needs \"crop\": \"x0,y0,x1,y1\").",
         formatter_class=HelpFormatter)
     p.add_argument("jobs", metavar="JOBS", help="the jobs file (.jsonl or .csv)")
     p.add_argument("--force", action="store_true", help="run jobs whose output exists too")
@@ -27,19 +28,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..serve.batch import read_jobs, run_batch
+    from ..serve.batch import check_animal_weights, preload, read_jobs, run_batch
 
     jobs = read_jobs(args.jobs, args.job_timeout)  # every line checked before a network loads
     if all(j.complete for j in jobs) and not args.force:
         print(f"all {len(jobs)} jobs are done already (--force runs them again)", file=sys.stderr)
         return 0
+    todo = [j for j in jobs if args.force or not j.complete]
+    if args.ray is None:  # here, before a network loads; on Ray, the nodes answer once their actors start
+        check_animal_weights(args.jobs, todo, pipeline_spec(args).animal_error)
 
     def retried(task, attempt, exc):
         print(f"note: a worker died running {task.output.name}; running it again (attempt {attempt + 1})",
               file=sys.stderr)
 
-    workers = make_workers(args, on_retry=retried)
+    workers = make_workers(args, on_retry=retried, preload=preload(todo))
     try:
+        check_animal_weights(args.jobs, todo, workers.animal_error)
         report = run_batch(jobs, workers, force=args.force, show_progress=not args.quiet)
     finally:
         workers.close()

@@ -38,16 +38,18 @@ def pipeline_spec(args):
     return PipelineSpec(args.weights, args.device, args.precision, args.backend, args.model_config)
 
 
-def make_workers(args, on_retry=None):
-    """Local pipelines or Ray actors, as the options say (their networks loaded when this returns)."""
+def make_workers(args, on_retry=None, preload: tuple[str, ...] = ("human",)):
+    """Local pipelines or Ray actors, as the options say (the ``preload`` variants' networks loaded when this
+    returns; the animal ones, if not among them, the first time an animal job comes)."""
     if args.ray is None:
         from ..serve.workers import LocalWorkers
 
-        return LocalWorkers(pipeline_spec(args), args.workers)
+        return LocalWorkers(pipeline_spec(args), args.workers, preload)
     require_extra("serve", ("ray",), "--ray")
     from ..serve.workers import RayWorkers
 
-    return RayWorkers(pipeline_spec(args), args.workers, args.ray, args.ray_cpus, args.ray_gpus, on_retry=on_retry)
+    return RayWorkers(pipeline_spec(args), args.workers, args.ray, args.ray_cpus, args.ray_gpus, on_retry=on_retry,
+                      preload=preload)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="serve animation jobs over HTTP (a queue that survives restarts; Ray for more machines)",
         description="A job server: POST /v1/jobs with a source and a driving, follow GET /v1/jobs/ID, fetch "
                     "GET /v1/jobs/ID/result. Jobs are kept in --data and survive restarts; a full queue answers "
-                    "429. OpenAPI documentation at /docs.",
+                    "429. OpenAPI documentation at /docs. A job with \"animal\": true in its options animates a cat "
+                    "or dog photo (as animate --animal) if the weights folder has the animal weights; each worker "
+                    "loads the animal networks for its first animal job and keeps them.",
         formatter_class=HelpFormatter)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; any but loopback needs --token")

@@ -4,6 +4,8 @@ A job is checked (options, the uploads' real content, sizes and pixels, template
 loader) and persisted before the 202 answer; the queue is bounded (429 with ``Retry-After``); with a
 token every request must carry it (compared in constant time); every error is a JSON object
 ``{"error": "one line", "status": code}``, never a traceback. No request names a server-side path.
+An animal job (``"animal": true``) on a server whose weights lack the animal ones is refused (422) before
+its uploads are read.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
             raise full()
         opts = _parse_options(options)
         config = job_config(opts)
+        if config.animal and runner.workers.animal_error() is not None:
+            from .workers import ANIMAL_WEIGHTS_MISSING
+
+            raise ApiError(422, ANIMAL_WEIGHTS_MISSING)  # refused before the uploads are read
         job_id, folder = store.new_folder()
         try:
             src = _save_upload(source, folder, "source", limits)
@@ -207,7 +213,7 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
     def healthz():
         counts = store.counts()
         return {"status": "ok", "version": __version__, "workers": runner.workers.n, "busy": runner.busy,
-                "queued": counts.get("queued", 0)}
+                "queued": counts.get("queued", 0), "pipelines": runner.workers.loaded()}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics():
@@ -218,7 +224,10 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
         lines += [f'liveportrait_jobs{{state="{s}"}} {counts.get(s, 0)}' for s in JOB_STATES]
         lines += ["# HELP liveportrait_workers Worker slots (pipelines loaded).", "# TYPE liveportrait_workers gauge",
                   f"liveportrait_workers {runner.workers.n}",
-                  "# HELP liveportrait_frame_seconds Time per output frame of finished jobs (whole job time).",
+                  "# HELP liveportrait_pipelines Pipelines loaded, by variant (at most one of each per worker).",
+                  "# TYPE liveportrait_pipelines gauge"]
+        lines += [f'liveportrait_pipelines{{variant="{v}"}} {n}' for v, n in runner.workers.loaded().items()]
+        lines += ["# HELP liveportrait_frame_seconds Time per output frame of finished jobs (whole job time).",
                   "# TYPE liveportrait_frame_seconds summary",
                   f"liveportrait_frame_seconds_sum {runner.frame_seconds:.6f}",
                   f"liveportrait_frame_seconds_count {runner.frames}",

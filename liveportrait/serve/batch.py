@@ -3,7 +3,9 @@
 A line is ``{"source": ..., "driving": ..., "output": ..., "options": {...}}`` (a CSV has those columns,
 ``options`` as JSON text); relative paths are relative to the jobs file. Every line is checked before a
 network loads; a job whose output exists is skipped (outputs are written atomically, so one that exists
-is complete), and a failed job does not stop the others.
+is complete), and a failed job does not stop the others. Human and animal lines (``"animal": true`` in
+``options``) mix: the workers load the animal pipeline for the first animal line (``preload``,
+``check_animal_weights``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import InputError, LivePortraitError
-from .jobs import JobStopped, Progress, check_job, job_config, stopped_message
+from ..errors import InputError, LivePortraitError, WeightsError
+from .jobs import JobStopped, Progress, check_job, job_config, job_message, job_variant, stopped_message
 from .workers import Task
 
 FIELDS = ("source", "driving", "output", "options")
@@ -28,6 +30,7 @@ class BatchJob:
     line: int
     task: Task
     frames: int  # the frames the result will have (the container's estimate for a video)
+    variant: str = "human"  # the weights it needs: "human" or "animal"
 
     @property
     def complete(self) -> bool:
@@ -108,7 +111,24 @@ def _job(base: Path, line: int, row, timeout: float | None) -> BatchJob:
     config = job_config(options)
     plan = check_job(source, driving, output, config)
     frames = 1 if plan.image_output else max([d.frames or 1 for d in plan.drivings] + [plan.src.frames or 1])
-    return BatchJob(line, Task(source, driving, plan.output, dict(options), timeout), frames)
+    return BatchJob(line, Task(source, driving, plan.output, dict(options), timeout), frames, job_variant(config))
+
+
+def preload(jobs: list[BatchJob]) -> tuple[str, ...]:
+    """The variant the workers load at the start: human when any job is, else animal (an animal batch never
+    loads the human networks); the other is loaded by the first worker that needs it."""
+    return ("human",) if any(j.variant == "human" for j in jobs) or not jobs else ("animal",)
+
+
+def check_animal_weights(path: str | Path, jobs: list[BatchJob], animal_error) -> None:
+    """A WeightsError naming the first animal line when ``animal_error()`` (the workers' or the weights
+    spec's) says the animal weights are missing; nothing when no job is an animal one."""
+    first = next((j for j in jobs if j.variant == "animal"), None)
+    if first is None:
+        return
+    missing = animal_error()
+    if missing:
+        raise WeightsError(f"{path}:{first.line}: an animal job needs the animal weights: {missing}")
 
 
 def run_batch(jobs: list[BatchJob], workers, force: bool = False, show_progress: bool = True,
@@ -149,7 +169,7 @@ def run_batch(jobs: list[BatchJob], workers, force: bool = False, show_progress:
             except JobStopped as exc:
                 _failed(report, job, stopped_message(exc, job.task.timeout), lock, emit, slot)
             except Exception as exc:  # noqa: BLE001 - one job's failure is reported, the others run
-                _failed(report, job, " ".join(str(exc).split()) or type(exc).__name__, lock, emit, slot)
+                _failed(report, job, job_message(str(exc)) or type(exc).__name__, lock, emit, slot)
             else:
                 with lock:
                     report.done.append(job)

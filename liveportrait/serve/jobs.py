@@ -4,10 +4,13 @@ torch), then run on a loaded pipeline with progress, cancellation and a time lim
 The server, batches and Ray actors all go through ``check_job`` and ``run_job``, so a job means the same
 thing everywhere: ``options`` are the field names of ``AnimateConfig`` and ``MotionOptions`` (as for
 ``pipe(source, driving, **options)``), and the result is one file written atomically and marked.
+``"animal": true`` makes an animal job: it starts from the reference's animal defaults (as ``animate
+--animal``) and runs on a pipeline with the animal weights (``job_variant``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any, Callable
 from ..config import AnimateConfig
 from ..errors import InputError
 
+VARIANTS = ("human", "animal")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -30,7 +34,9 @@ class JobStopped(Exception):
 
 
 def job_config(options: Any) -> AnimateConfig:
-    """The config of a job's ``options`` (a JSON object of config field names), or one InputError."""
+    """The config of a job's ``options`` (a JSON object of config field names), or one InputError.
+    ``"animal": true`` starts from the animal defaults (no stitching, no paste-back; the job's own options
+    still apply); ``crop`` is "auto", "none" or a box, as "x0,y0,x1,y1" or [x0, y0, x1, y1]."""
     from ..api import make_config
 
     if options is None:
@@ -39,10 +45,28 @@ def job_config(options: Any) -> AnimateConfig:
         raise InputError(f"options must be a JSON object of option names and values, got {type(options).__name__}")
     if "motion" in options:
         raise InputError("give motion options by their own names (region, multiplier, relative, ...), not 'motion'")
+    options = dict(options)
+    if "crop" in options:
+        options["crop"] = _crop_option(options["crop"])
+    base = AnimateConfig().as_animal() if options.get("animal") is True else None
     try:
-        return make_config(None, **options)
+        return make_config(base, **options)
     except (TypeError, ValueError, AttributeError) as exc:  # a value of the wrong JSON type
         raise InputError(f"bad option value: {exc}") from None
+
+
+def _crop_option(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return ",".join(f"{v:g}" for v in value)
+    raise InputError(f'crop must be "auto", "none" or a box "x0,y0,x1,y1" (or [x0, y0, x1, y1]), got {value!r}')
+
+
+def job_variant(config: AnimateConfig) -> str:
+    """The weights a job needs: "animal" or "human"."""
+    return "animal" if config.animal else "human"
 
 
 def check_job(source: Path, driving: Path, output: Path | None, config: AnimateConfig, folder: Path | None = None):
@@ -51,6 +75,10 @@ def check_job(source: Path, driving: Path, output: Path | None, config: AnimateC
     from ..plan import plan_job
 
     plan = plan_job(source, driving, None, config, decide_output=False)
+    if config.animal and plan.source_kind != "image":
+        from ..config import ANIMAL_PHOTO_ONLY
+
+        raise InputError(ANIMAL_PHOTO_ONLY)
     if not plan.image_output and config.output_format == "png":
         raise InputError("a video result as png is a folder of frames; a job's result is one file: use mp4 or gif")
     if output is None:
@@ -114,7 +142,11 @@ class Progress:
 
 
 def run_job(pipe, plan, config: AnimateConfig, progress: Progress) -> dict:
-    """Animate and write a checked job on a loaded ``LivePortraitPipeline``; a summary of what was written."""
+    """Animate and write a checked job on a loaded ``LivePortraitPipeline`` (of the job's variant); a summary
+    of what was written."""
+    if getattr(pipe, "variant", "human") != job_variant(config):
+        raise InputError(f"this job needs the {job_variant(config)} weights, but was given a pipeline with the "
+                         f"{pipe.variant} ones")
     progress.check()
     out = pipe.animate_planned(plan, config, progress=progress)
     progress.total = out.frame_count
@@ -129,3 +161,18 @@ def stopped_message(exc: JobStopped, timeout: float | None) -> str:
     if exc.reason == "timeout" and timeout:
         return f"the job ran past its time limit of {timeout:g} s"
     return {"cancelled": "cancelled", "shutdown": "the worker shut down"}.get(exc.reason, str(exc))
+
+
+# the command line's words in messages that reach a job's submitter, as the job's options
+_JOB_WORDS = ((re.compile(r"--crop-box x0,y0,x1,y1"), 'the option "crop": "x0,y0,x1,y1"'),
+              (re.compile(r"--crop-box"), 'the option "crop"'),
+              (re.compile(r"without --animal"), 'without "animal": true'),
+              (re.compile(r"add --animal"), 'add "animal": true'))
+
+
+def job_message(text: str) -> str:
+    """A pipeline error as one line for a job: options named as a job gives them, not as command-line flags."""
+    text = " ".join(str(text).split())
+    for pattern, words in _JOB_WORDS:
+        text = pattern.sub(words, text)
+    return text

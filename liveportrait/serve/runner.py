@@ -12,7 +12,7 @@ import threading
 import time
 
 from ..errors import LivePortraitError
-from .jobs import JobStopped, Progress, stopped_message
+from .jobs import JobStopped, Progress, job_message, stopped_message
 from .store import JobStore
 from .workers import Task
 
@@ -88,7 +88,7 @@ class JobRunner:
                 self.store.finish(job_id, "cancelled" if exc.reason == "cancelled" else "failed",
                                   stopped_message(exc, self.timeout))
         except LivePortraitError as exc:
-            self.store.finish(job_id, "failed", _one_line(str(exc)))
+            self.store.finish(job_id, "failed", _one_line(job_message(str(exc))))
         except Exception as exc:  # noqa: BLE001 - a job's failure must not stop the worker
             self.store.finish(job_id, "failed", _one_line(f"{type(exc).__name__}: {exc}"))
         else:

@@ -4,6 +4,10 @@ Both run a ``Task`` in a numbered slot (one job at a time per slot) and report t
 A Ray actor gets the inputs' bytes and sends the result's bytes back, so the cluster needs no shared
 disk; the caller writes them atomically. When an actor dies (a node lost, ``kill -9``) Ray restarts it and
 the job is run again from the start, up to ``retries`` times.
+
+A worker holds at most one pipeline per variant (human, animal): those named at the start are loaded then,
+the other the first time a job needs it, and kept. Whether the animal weights are there is known before a
+job is accepted (``animal_error``), so an animal job is refused at submission, not failed in a worker.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LivePortraitError
-from .jobs import JobStopped, Progress, check_job, job_config, run_job
+from .jobs import VARIANTS, JobStopped, Progress, check_job, job_config, job_variant, run_job
+
+# what a submitter is told (no server paths) when the server's weights lack the animal ones
+ANIMAL_WEIGHTS_MISSING = ("this server cannot run animal jobs: its weights folder has no animal weights "
+                          "(liveportrait_animals/base_models_v1.1); `liveportrait download --animal` fetches them")
 
 
 @dataclass(frozen=True)
@@ -30,18 +38,63 @@ class PipelineSpec:
     backend: str = "auto"
     model_config: str | None = None
 
-    def load(self, threads: int | None = None):
+    def load(self, threads: int | None = None, variant: str = "human"):
         if threads:
             import torch
 
             torch.set_num_threads(threads)  # workers share the cores instead of each taking all of them
         from ..api import LivePortraitPipeline
 
+        # only the human weights may be downloaded (at the start, as `animate` does); the animal ones were
+        # checked before the job was accepted, and a worker never starts a download in the middle of a job
         pipe = LivePortraitPipeline.from_pretrained(self.weights, device=self.device, precision=self.precision,
                                                     backend=self.backend, model_config=self.model_config,
-                                                    quiet=True)
+                                                    variant=variant, download=variant == "human", quiet=True)
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+    def animal_error(self) -> str | None:
+        """None when the animal weights are where this spec looks (stat calls only); else what is missing."""
+        from ..errors import WeightsError
+        from ..networks.checkpoint import locate_weights
+
+        try:
+            locate_weights(self.weights, animal=True)
+        except WeightsError as exc:
+            return str(exc)
+        return None
+
+
+class SlotPipelines:
+    """One worker's pipelines, at most one per variant: ``preload`` loaded now (a failure is the start's
+    error, as the operator gave it), the others the first time a job needs them, then kept."""
+
+    def __init__(self, spec: PipelineSpec, threads: int | None = None, preload: tuple[str, ...] = ("human",)):
+        self.spec, self.threads = spec, threads
+        self.pipes: dict[str, object] = {}
+        for variant in preload:
+            self.pipes[variant] = spec.load(threads, variant)
+
+    def get(self, variant: str):
+        """The pipeline of ``variant``, loaded now if this worker has none yet."""
+        from ..errors import WeightsError
+
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        pipe = self.pipes.get(variant)
+        if pipe is None:
+            try:  # a job that reaches here passed ``animal_error``, unless the files went away since
+                pipe = self.spec.load(self.threads, variant)
+            except WeightsError:
+                if variant != "animal":
+                    raise
+                raise WeightsError(ANIMAL_WEIGHTS_MISSING) from None  # a job's error names no server path
+            self.pipes[variant] = pipe
+        return pipe
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        return tuple(self.pipes)
 
 
 @dataclass
@@ -60,31 +113,51 @@ def _threads_each(workers: int) -> int | None:
 
 
 class LocalWorkers:
-    """``n`` pipelines loaded in this process, one per slot (a pipeline runs one call at a time)."""
+    """``n`` workers in this process, each with its own pipelines (a pipeline runs one call at a time)."""
 
-    def __init__(self, spec: PipelineSpec, n: int = 1):
+    def __init__(self, spec: PipelineSpec, n: int = 1, preload: tuple[str, ...] = ("human",)):
         self.spec, self.n = spec, n
-        self.pipes = [spec.load(_threads_each(n)) for _ in range(n)]
+        self.slots = [SlotPipelines(spec, _threads_each(n), preload) for _ in range(n)]
         self.where = [f"{os.uname().nodename}:{os.getpid()}"] * n
 
     def run(self, slot: int, task: Task, progress: Progress) -> dict:
         config = job_config(task.options)
         plan = check_job(task.source, task.driving, task.output, config)
-        return run_job(self.pipes[slot], plan, config, progress)
+        return run_job(self.slots[slot].get(job_variant(config)), plan, config, progress)
+
+    def animal_error(self) -> str | None:
+        return self.spec.animal_error()
+
+    def loaded(self) -> dict[str, int]:
+        """How many pipelines of each variant are loaded, over all workers."""
+        return _count(s.loaded for s in self.slots)
 
     def close(self) -> None:
-        self.pipes = []
+        self.slots = []
+
+
+def _count(loaded) -> dict[str, int]:
+    counts = dict.fromkeys(VARIANTS, 0)
+    for variants in loaded:
+        for v in variants:
+            counts[v] += 1
+    return counts
 
 
 class AnimatorActor:
     """A Ray actor holding one pipeline; ``run`` streams progress events, then the result's files."""
 
-    def __init__(self, spec: PipelineSpec, threads: int | None = None):
-        self.pipe = spec.load(threads)
+    def __init__(self, spec: PipelineSpec, threads: int | None = None, preload: tuple[str, ...] = ("human",)):
+        self.spec = spec
+        self.pipes = SlotPipelines(spec, threads, preload)
         self._progress: Progress | None = None
 
     def ready(self) -> str:
         return f"{os.uname().nodename}:{os.getpid()}"
+
+    def animal_error(self) -> str | None:
+        """Whether this node has the animal weights (None) or what is missing."""
+        return self.spec.animal_error()
 
     def stop(self, reason: str) -> None:
         """Called concurrently with ``run`` (the actor has two threads) to cancel the job in progress."""
@@ -113,7 +186,7 @@ class AnimatorActor:
                 try:
                     config = job_config(task.options)
                     plan = check_job(task.source, task.driving, task.output, config)
-                    summary = run_job(self.pipe, plan, config, progress)
+                    summary = run_job(self.pipes.get(job_variant(config)), plan, config, progress)
                     files = {role: path.read_bytes() for role, path in
                              zip(("output", "comparison", "template"), (plan.output, plan.comparison, plan.template))
                              if path is not None and path.is_file()}
@@ -129,7 +202,7 @@ class AnimatorActor:
             thread.start()
             while True:
                 kind, body = events.get()
-                yield {"event": kind, "where": where, **body}
+                yield {"event": kind, "where": where, "loaded": self.pipes.loaded, **body}
                 if kind != "progress":
                     break
             thread.join()
@@ -160,7 +233,7 @@ class RayWorkers:
     dead actor is restarted by Ray and its job run again from the start (``retries`` times)."""
 
     def __init__(self, spec: PipelineSpec, n: int = 1, address: str | None = "auto", num_cpus: float = 1,
-                 num_gpus: float = 0, retries: int = 3, on_retry=None):
+                 num_gpus: float = 0, retries: int = 3, on_retry=None, preload: tuple[str, ...] = ("human",)):
         import ray
 
         ray_init(address)
@@ -168,9 +241,13 @@ class RayWorkers:
         remote = ray.remote(AnimatorActor).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=-1,
                                                    max_task_retries=0, max_concurrency=2)
         self.n, self.retries, self.on_retry = n, retries, on_retry
-        self.actors = [remote.remote(spec, threads) for _ in range(n)]
+        self.actors = [remote.remote(spec, threads, tuple(preload)) for _ in range(n)]
+        self._loaded = [tuple(preload)] * n
         try:
             self.where = ray.get([a.ready.remote() for a in self.actors])  # networks loaded, or the error now
+            # the nodes' own answer: the weights must be on every node, not necessarily on this one
+            self._animal_error = next((e for e in ray.get([a.animal_error.remote() for a in self.actors]) if e),
+                                      None)
         except ray.exceptions.RayError as exc:
             self.close()
             raise _remote_error(exc, "the Ray workers could not start") from None
@@ -187,6 +264,7 @@ class RayWorkers:
             try:
                 for ref in stream:
                     event = ray.get(ref)
+                    self._loaded[slot] = tuple(event.get("loaded", self._loaded[slot]))
                     if progress.stop_reason:
                         actor.stop.remote(progress.stop_reason)
                     if event["event"] == "progress":
@@ -204,6 +282,13 @@ class RayWorkers:
                     self.on_retry(task, attempt + 1, exc)
                 self._wait_restarted(actor)
         raise AssertionError("unreachable")
+
+    def animal_error(self) -> str | None:
+        return self._animal_error
+
+    def loaded(self) -> dict[str, int]:
+        """Pipelines of each variant the actors hold, as they last reported."""
+        return _count(self._loaded)
 
     def _wait_restarted(self, actor, timeout: float = 300) -> None:
         import ray

@@ -1,4 +1,5 @@
-"""Real parts for the job server and batch tests: tiny weights, short real clips, a ``liveportrait serve``
+"""Real parts for the job server and batch tests: tiny weights (``tiny_weights``: human only;
+``animal_weights``: the hub's layout with the animal folder too), short real clips, a ``liveportrait serve``
 process on 127.0.0.1 (stopped afterwards) and an HTTP client. FastAPI, uvicorn and Ray are the 'serve'
 extra: under CI=true their absence fails (``require_module``)."""
 
@@ -46,6 +47,8 @@ def media(examples_dir, tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("serve_media")
     ex = examples_dir
     shutil.copy(ex / "source/s0.jpg", d / "photo.jpg")
+    shutil.copy(ex / "source/s25.jpg", d / "dog.jpg")  # a shiba: the animal finder frames it
+    shutil.copy(ex / "source/s1.jpg", d / "person.jpg")  # a human: an animal job on it must say so
     short_clip(ex / "driving/d12.mp4", d / "driving.mp4", 6)
     short_clip(ex / "driving/d12.mp4", d / "long.mp4", 40)
     shutil.copy(ex / "driving/d1.pkl", d / "template.pkl")
@@ -53,6 +56,23 @@ def media(examples_dir, tmp_path_factory) -> dict[str, Path]:
     (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(4000))
     (d / "notes.txt").write_text("not a picture\n" * 50)
     return {p.stem: p for p in d.iterdir()}
+
+
+@pytest.fixture(scope="session")
+def animal_weights(tmp_path_factory) -> Path:
+    """Tiny networks in the hub's layout: ``liveportrait/`` (human, seed 0, as ``tiny_weights``) and
+    ``liveportrait_animals/base_models_v1.1`` (seed 1, so that loading the wrong folder shows)."""
+    import torch
+
+    from liveportrait.networks import LivePortraitNetworks, ModelConfig
+    from liveportrait.networks.checkpoint import save_released
+
+    root = tmp_path_factory.mktemp("animal_weights")
+    torch.manual_seed(0)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait")
+    torch.manual_seed(1)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait_animals", "base_models_v1.1")
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -109,11 +129,13 @@ class Server:
 
 @pytest.fixture
 def start_server(tiny_weights, httpx):
-    """``start_server(data, *args)``: a started server; all are stopped after the test."""
+    """``start_server(data, *args)``: a started server (on ``tiny_weights`` unless ``weights`` says); all are
+    stopped after the test."""
     started: list[Server] = []
 
-    def start(data: Path, *args: str, env: dict | None = None, log_dir: Path | None = None) -> Server:
-        server = Server(data, tiny_weights, *args, env=env, log_dir=log_dir)
+    def start(data: Path, *args: str, env: dict | None = None, log_dir: Path | None = None,
+              weights: Path | None = None) -> Server:
+        server = Server(data, weights or tiny_weights, *args, env=env, log_dir=log_dir)
         started.append(server)
         return server.start()
 
@@ -150,11 +172,17 @@ def wait_for(client, job_id: str, states=("succeeded", "failed", "cancelled"), t
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
 
 
-def check_marked_video(path: Path, frames: int, audio: bool = True) -> None:
-    """A complete, marked mp4 with the driving's frame count, 25 fps and (by default) sound."""
+def check_marked_video(path: Path, frames: int, audio: bool = True, size: tuple[int, int] | None = None) -> None:
+    """A complete, marked mp4 with the driving's frame count, 25 fps, (by default) sound and ``size``."""
     from liveportrait.media import probe
     from liveportrait.provenance.verify import verify
 
     info = probe(path)
     assert (info.frame_count, info.fps, info.has_audio) == (frames, 25, audio), info
+    if size is not None:
+        assert (info.width, info.height) == size, info
     assert verify(path, max_frames=4).marked
+
+
+HUMAN_IN_ANIMAL_JOB = 'no cat or dog face was found, only a human face: animate it without "animal": true'
+ANIMAL_JOB = {**FAST, "animal": True}

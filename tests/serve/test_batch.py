@@ -4,7 +4,9 @@
 Every job of a .jsonl/.csv completes with a marked output and a re-run skips complete outputs; a bad line
 fails the whole batch in one line before any network loads; a Ray worker killed mid-batch is restarted
 and every job still completes; ``--ray auto`` gives the frames a local batch gives; the server's jobs run
-on Ray actors with ``serve --ray``.
+on Ray actors with ``serve --ray``. Animal jobs: a batch mixing human and animal lines finishes both (a
+human photo as an animal job fails with the finder's message), a worker loads one animal pipeline on first
+use, and ``serve --ray`` runs animal jobs on its actors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import require_module
-from tests.serve.conftest import FAST, HOW, check_marked_video, submit, wait_for
+from tests.serve.conftest import ANIMAL_JOB, FAST, HOW, HUMAN_IN_ANIMAL_JOB, check_marked_video, submit, wait_for
 
 
 def write_jobs(path: Path, jobs: list[dict]) -> Path:
@@ -81,7 +83,11 @@ def test_a_bad_line_fails_the_batch_before_any_network_loads(media, tiny_weights
              ({"extra": 1}, 2, "unknown field extra"),
              ({"output": ""}, 2, "missing output"),
              ({"output": "out/a.mp4"}, 2, "also line 1's"),
-             ({"output": "frames", "options": {"output_format": "png"}}, 2, "one file")]
+             ({"output": "frames", "options": {"output_format": "png"}}, 2, "one file"),
+             ({"source": str(media["driving"]), "options": ANIMAL_JOB}, 2, "jobs.jsonl:2: animal mode animates a"),
+             # tiny_weights has no animal folder: the batch stops before a network loads, naming the line
+             ({"source": str(media["dog"]), "options": ANIMAL_JOB}, 4,
+              "jobs.jsonl:2: an animal job needs the animal weights: LivePortrait weights not found")]
     for change, code, words in cases:
         jobs = write_jobs(tmp_path / "jobs.jsonl", [good, {**good, "output": "out/z.mp4", **change}])
         t0 = time.monotonic()
@@ -92,6 +98,55 @@ def test_a_bad_line_fails_the_batch_before_any_network_loads(media, tiny_weights
     assert not media["evil"].with_name("pwned").exists()
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     assert batch(tmp_path / "bad.jsonl", tiny_weights).returncode == 2
+
+
+def test_a_batch_mixing_human_and_animal_lines_finishes_both(media, animal_weights, tmp_path):
+    """One worker: the human line, then the dog (the animal pipeline loaded for it), then a human photo as
+    an animal job, which fails with the animal finder's message while the others are written."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(media["photo"]), "driving": str(media["driving"]), "output": "out/human.mp4", "options": FAST},
+        {"source": str(media["dog"]), "driving": str(media["driving"]), "output": "out/dog.mp4", "options": ANIMAL_JOB},
+        {"source": str(media["person"]), "driving": str(media["driving"]), "output": "out/person.mp4",
+         "options": ANIMAL_JOB}])
+    r = batch(jobs, animal_weights)
+    assert r.returncode == 1, r.stderr
+    assert f"failed: {jobs}:3 (person.mp4): {HUMAN_IN_ANIMAL_JOB}" in r.stderr, r.stderr
+    assert "2 done, 1 failed" in r.stderr, r.stderr
+    out = tmp_path / "out"
+    check_marked_video(out / "human.mp4", 6, size=(218, 256))  # pasted back into the photo (256 px high)
+    check_marked_video(out / "dog.mp4", 6, size=(512, 512))  # animal mode: the 512 crop, no paste-back
+    assert not (out / "person.mp4").exists() and not [p for p in out.iterdir() if ".part" in p.name]
+
+
+def test_a_worker_keeps_one_pipeline_per_variant(animal_weights, tiny_weights, media, tmp_path):
+    """The animal pipeline is loaded on first use, from the animal folder, then kept; a spec whose weights
+    lack it says so (no server path in the job's message) and the human pipeline keeps working."""
+    import torch
+
+    from liveportrait.errors import InputError, WeightsError
+    from liveportrait.serve.jobs import Progress, check_job, job_config, run_job
+    from liveportrait.serve.workers import ANIMAL_WEIGHTS_MISSING, PipelineSpec, SlotPipelines
+
+    spec = PipelineSpec(str(animal_weights), device="cpu", model_config="tiny")
+    assert spec.animal_error() is None
+    slot = SlotPipelines(spec)
+    assert slot.loaded == ("human",)
+    animal = slot.get("animal")
+    assert slot.get("animal") is animal and slot.loaded == ("human", "animal") and animal.variant == "animal"
+    human_f = slot.get("human").base_networks.appearance_feature_extractor.state_dict()
+    animal_f = animal.base_networks.appearance_feature_extractor.state_dict()
+    assert not all(torch.equal(human_f[k], animal_f[k]) for k in human_f)  # the animal folder's weights
+    config = job_config(ANIMAL_JOB)
+    plan = check_job(media["dog"], media["driving"], tmp_path / "x.mp4", config)
+    with pytest.raises(InputError, match="needs the animal weights, but was given a pipeline with the human ones"):
+        run_job(slot.get("human"), plan, config, Progress())
+    without = PipelineSpec(str(tiny_weights), device="cpu", model_config="tiny")
+    assert "liveportrait_animals/base_models_v1.1" in without.animal_error()
+    lacking = SlotPipelines(without)
+    with pytest.raises(WeightsError) as err:
+        lacking.get("animal")
+    assert str(err.value) == ANIMAL_WEIGHTS_MISSING and str(tiny_weights) not in str(err.value)
+    assert lacking.loaded == ("human",)
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +209,33 @@ def test_batch_on_ray_auto_gives_the_frames_of_a_local_batch(ray_address, media,
     assert (tmp_path / "ray/a.lpt.npz").is_file()
     fa, fb = frames(a), frames(b)
     assert fa.shape == fb.shape and np.abs(fa - fb).mean() < 3  # the same pictures up to H.264
+    # the Ray nodes say whether they have the animal weights (tiny_weights has none): one line, no job run
+    mixed = write_jobs(tmp_path / "mixed.jsonl", [some_jobs(media, "mixed")[0], {
+        "source": str(media["dog"]), "driving": str(media["driving"]), "output": "mixed/dog.mp4",
+        "options": ANIMAL_JOB}])
+    r = batch(mixed, tiny_weights, "--ray", "auto", env={"RAY_ADDRESS": ray_address})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 4 and len(lines) == 1, r.stderr
+    assert "mixed.jsonl:2: an animal job needs the animal weights" in lines[0], r.stderr
+    assert not (tmp_path / "mixed").exists()
 
 
-def test_serve_dispatches_jobs_to_ray_workers(ray_address, start_server, media, tmp_path, httpx):
-    server = start_server(tmp_path / "data", "--ray", ray_address)
+def test_serve_dispatches_jobs_to_ray_workers(ray_address, start_server, media, tmp_path, httpx, animal_weights):
+    """Human and animal jobs on one Ray actor: each succeeds in the actor's process, a human photo as an
+    animal job fails with the finder's message, and the actor holds one pipeline of each variant."""
+    server = start_server(tmp_path / "data", "--ray", ray_address, weights=animal_weights)
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        job = submit(client, media).json()
-        done = wait_for(client, job["id"])
-        assert done["state"] == "succeeded", done
-        assert int(done["worker"].rsplit(":", 1)[1]) != server.proc.pid  # ran in a Ray actor's process
-        result = tmp_path / "result.mp4"
-        result.write_bytes(client.get(f"/v1/jobs/{job['id']}/result").content)
-    check_marked_video(result, 6)
+        jobs = {name: submit(client, media, **kw).json() for name, kw in (
+            ("human", {}), ("dog", {"source": "dog", "options": ANIMAL_JOB}),
+            ("person", {"source": "person", "options": ANIMAL_JOB}), ("dog again", {"source": "dog",
+                                                                                  "options": ANIMAL_JOB}))}
+        done = {name: wait_for(client, job["id"]) for name, job in jobs.items()}
+        for name in ("human", "dog", "dog again"):
+            assert done[name]["state"] == "succeeded", done[name]
+            assert int(done[name]["worker"].rsplit(":", 1)[1]) != server.proc.pid  # ran in a Ray actor's process
+            result = tmp_path / f"{name}.mp4"
+            result.write_bytes(client.get(f"/v1/jobs/{jobs[name]['id']}/result").content)
+            check_marked_video(result, 6, size=(512, 512) if name != "human" else None)
+        assert done["person"]["state"] == "failed" and done["person"]["error"].startswith(HUMAN_IN_ANIMAL_JOB), done
+        assert client.get("/healthz").json()["pipelines"] == {"human": 1, "animal": 1}
+        assert 'liveportrait_pipelines{variant="animal"} 1' in client.get("/metrics").text

@@ -1,10 +1,11 @@
 """``liveportrait serve``: a real uvicorn server on 127.0.0.1, a real HTTP client, tiny networks.
 
 A job round trip (progress, a marked result with the driving's frames, fps and sound, idempotency, the
-listing, metrics, docs); bad input of every kind is a 4xx JSON error and the server keeps serving; a
-token guards every request; 40 concurrent submissions against a queue of 8 get only 202 or 429 and every
-accepted job completes; ``kill -9`` during a job, then a restart: the job completes and nothing partial
-is left; an unwritable data folder and a non-loopback address without a token are one-line errors.
+listing, metrics, docs); bad input of every kind (an animal job on a server without the animal weights
+too) is a 4xx JSON error and the server keeps serving; a token guards every request; 40 concurrent
+submissions against a queue of 8 get only 202 or 429 and every accepted job completes; ``kill -9``
+during a job, then a restart: the job completes and nothing partial is left; an unwritable data folder
+and a non-loopback address without a token are one-line errors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from tests.serve.conftest import check_marked_video, submit, wait_for
+from tests.serve.conftest import ANIMAL_JOB, check_marked_video, submit, wait_for
 
 
 def test_a_job_round_trip(start_server, media, tmp_path, httpx):
@@ -81,6 +82,10 @@ def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(start_server
         "options not an object": dict(options=[1, 2]),
         "a compute option": dict(options={"device": "cuda"}),
         "motion as an object": dict(options={"motion": {"region": "exp"}}),
+        "animal not a boolean": dict(options={"animal": "yes"}),
+        "crop not a box": dict(options={"crop": [10, 20, 30]}),
+        # this server's weights (tiny_weights) have no animal folder: refused at submission, not in a worker
+        "an animal job without the animal weights": dict(source="dog", options=ANIMAL_JOB),
     }
     with httpx.Client(base_url=server.url, timeout=60) as client:
         for name, case in cases.items():
@@ -93,6 +98,10 @@ def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(start_server
         assert submit(client, media, **cases["oversized upload"]).status_code == 413
         assert "unknown option 'bogus'" in submit(client, media, options={"bogus": 1}).json()["error"]
         assert "missing field 'driving'" in submit(client, media, driving=None).json()["error"]
+        animal = submit(client, media, source="dog", options=ANIMAL_JOB)
+        assert animal.status_code == 422 and "cannot run animal jobs" in animal.json()["error"]
+        assert "liveportrait download --animal" in animal.json()["error"]
+        assert "animal must be True or False" in submit(client, media, options={"animal": "yes"}).json()["error"]
         assert not media["evil"].with_name("pwned").exists()  # the pickle never ran
         bad_json = client.post("/v1/jobs", files={"source": ("a.jpg", photo), "driving": ("b.jpg", photo)},
                                data={"options": "{not json"})
