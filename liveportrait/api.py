@@ -137,8 +137,8 @@ class LivePortraitPipeline:
     # -- animate ------------------------------------------------------------------------------------
 
     def __call__(self, source, driving=None, *, audio=None, seed: int | None = None, audio_weights=None,
-                 config: AnimateConfig | None = None, callback_on_frame: FrameCallback | None = None,
-                 **options) -> "AnimationOutput":
+                 pose_from=None, max_seconds: float | None = None, config: AnimateConfig | None = None,
+                 callback_on_frame: FrameCallback | None = None, **options) -> "AnimationOutput":
         """Animate ``source`` with ``driving``; returns at once with the motion extracted, the frames
         rendered as the output is iterated or saved.
 
@@ -148,29 +148,42 @@ class LivePortraitPipeline:
         ``options``: fields of ``AnimateConfig``/``MotionOptions`` (``region="exp"``, ``multiplier=1.2``,
         ``face="all"``, ``reference_frame="auto"``, ``comparison=True`` ...), checked before any network runs.
         ``audio``: speech (an audio file, or a video's sound) instead of a driving: a photo moved by JoyVASA
-        motion (``seed`` for repeatable sampling; ``audio_weights`` a folder, else the audio weights' lookup).
+        motion (``seed`` for repeatable sampling; ``audio_weights`` a folder, else the audio weights' lookup;
+        ``max_seconds`` uses only the audio's beginning). ``pose_from``: the head pose of a speech animation from
+        a motion template (path or ``MotionTemplate``), a driving video, or ``"still"`` (the source's own pose)
+        instead of the model's; relative to its first frame, played back and forth when shorter than the speech.
         """
         config = self._config(config, **options)
+        if audio is None:
+            for name, value in (("pose_from", pose_from), ("max_seconds", max_seconds)):
+                if value is not None:
+                    raise InputError(f"{name}= is for speech driving: give audio= too")
         if audio is not None:
             if driving is not None:
                 raise InputError("give a driving or audio=, not both")
-            return self._speak(source, audio, seed, audio_weights, config, callback_on_frame)
+            return self._speak(source, audio, seed, audio_weights, config, callback_on_frame, pose_from, max_seconds)
         if driving is None:
             raise InputError("no driving input was given (a video, image, motion template, or audio=)")
         plan = plan_job(source, driving, None, config, decide_output=False)
         return self.animate_planned(plan, config, callback_on_frame)
 
-    def _speak(self, source, audio, seed, audio_weights, config, callback_on_frame) -> "AnimationOutput":
+    def _speak(self, source, audio, seed, audio_weights, config, callback_on_frame, pose_from=None,
+               max_seconds=None) -> "AnimationOutput":
         """A photo animated by speech: JoyVASA motion sampled window by window as frames are rendered."""
         from .audio import AudioDriving, AudioMotionModel, locate_audio_weights
         from .audio.animate import speech_job
+        from .audio.io import probe_audio
+        from .audio.pose import check_pose_from, resolve_pose
 
+        pose = check_pose_from(pose_from, "pose_from")  # before any model loads
+        info = probe_audio(audio, max_seconds=max_seconds)
         layout = locate_audio_weights(audio_weights)
+        engine = self.engine(config)
+        track = resolve_pose(pose, engine)
         if getattr(self, "_audio", (None,))[0] != layout.root:
             self._audio = (layout.root, AudioMotionModel.from_pretrained(layout))  # loaded once per folder
-        engine = self.engine(config)
-        return AnimationOutput(*speech_job(source, AudioDriving.open(audio, self._audio[1], seed), engine),
-                               engine, callback_on_frame)
+        driving = AudioDriving.open(audio, self._audio[1], seed, info=info, pose=track)
+        return AnimationOutput(*speech_job(source, driving, engine), engine, callback_on_frame)
 
     def animate_planned(self, plan: JobPlan, config: AnimateConfig, callback_on_frame: FrameCallback | None = None,
                         progress=None) -> "AnimationOutput":

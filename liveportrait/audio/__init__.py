@@ -19,9 +19,12 @@ _EXPORTS = {
     "sampler": ("RandomNoise", "RecordedNoise", "WindowGeometry", "EmaSmoother", "denormalize", "iter_windows"),
     "drive": ("AudioDriving", "keypoint_batches"),
     "animate": ("animate_speech", "animate_image_audio"),
-    "compose": ("AudioKeypoints", "AUDIO_MOTION_OPTIONS", "as_motion", "compose_audio_motion"),
+    "compose": ("AudioKeypoints", "AUDIO_MOTION_OPTIONS", "as_motion", "compose_audio_motion", "PoseTrack",
+                "pose_indices", "with_pose"),
+    "pose": ("check_pose_from", "resolve_pose"),
     "weights": ("ENV_AUDIO_WEIGHTS", "AudioWeightsLayout", "locate_audio_weights", "resolve_audio_layout",
-                "read_motion_generator", "read_motion_template"),
+                "read_motion_generator", "read_motion_template", "download_audio_weights",
+                "audio_weights_search_path"),
     "io": ("read_audio", "read_audio_chunks", "probe_audio", "is_audio_file", "AudioInfo"),
 }
 

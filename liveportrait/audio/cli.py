@@ -32,6 +32,13 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
     g.add_argument("--cfg-scale", type=float, default=CFG_SCALE, help="guidance towards the audio (JoyVASA: 2.8)")
     g.add_argument("--audio-smooth", type=float, default=SMOOTH_ALPHA,
                    help="EMA factor on head pose and scale (JoyVASA's 0.01 keeps the head nearly still; 1: raw)")
+    g.add_argument("--pose-from", metavar="TEMPLATE|VIDEO|still",
+                   help="head pose from a motion template (.pkl, .lpt.npz)"
+                        + (", a driving video" if video_flag else "")
+                        + " or 'still' (the source's own pose) instead of the model's; relative to its first frame, "
+                          "played back and forth when shorter than the speech; lips and eyes stay the speech's")
+    g.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="use only the first S seconds of the audio (the rest is not read)")
 
 
 def is_speech_job(args: argparse.Namespace) -> bool:
@@ -58,6 +65,10 @@ def run_speech(args: argparse.Namespace, config) -> int:
     """The job (``config``: animate's options, from ``config_from_args``), checked first: a photo source,
     a readable audio track, a writable output, audio weights. With ``--text``, the words are spoken first
     (espeak-ng) into a temporary WAV that drives the photo."""
+    from .pose import check_pose_from
+
+    _max_seconds(args)
+    args.pose_from = check_pose_from(getattr(args, "pose_from", None))  # checked once, before anything is spoken
     if getattr(args, "text", None) is None:
         return _run_speech(args, config)
     import tempfile
@@ -81,6 +92,7 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     from .drive import AudioDriving
     from .io import probe_audio
     from .model import AudioMotionModel
+    from .pose import check_pose_from, resolve_pose
     from .weights import locate_audio_weights
 
     alpha = _check_smoothing(args)
@@ -88,15 +100,18 @@ def _run_speech(args: argparse.Namespace, config) -> int:
         raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
     read_image(args.source)  # unreadable or empty photos fail here
     out = speech_output(args)
+    pose = check_pose_from(args.pose_from)
     layout = locate_audio_weights(args.audio_weights)
-    info = probe_audio(args.driving[0])
+    info = probe_audio(args.driving[0], max_seconds=_max_seconds(args))
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
                                                 quiet=args.quiet)
+    engine = pipe.engine(config)
+    track = resolve_pose(pose, engine)
     model = AudioMotionModel.from_pretrained(layout)
-    driving = AudioDriving.open(args.driving[0], model, args.seed, args.cfg_scale, alpha, info=info)
-    done = animate_speech(args.source, out, pipe.engine(config), driving)
+    driving = AudioDriving.open(args.driving[0], model, args.seed, args.cfg_scale, alpha, info=info, pose=track)
+    done = animate_speech(args.source, out, engine, driving)
     r = done.result
     if not args.quiet:
         print(f"wrote {r.output} ({r.summary()}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s, "
@@ -104,6 +119,13 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     if not r.has_audio:
         print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)
     return 0
+
+
+def _max_seconds(args: argparse.Namespace) -> float | None:
+    m = getattr(args, "max_seconds", None)
+    if m is not None and not m > 0:
+        raise InputError(f"--max-seconds must be a positive number of seconds, got {m:g}")
+    return m
 
 
 def _check_smoothing(args: argparse.Namespace) -> float | None:
@@ -129,6 +151,7 @@ def run_motion(args: argparse.Namespace) -> int:
     from .drive import AudioDriving
     from .io import probe_audio
     from .model import AudioMotionModel
+    from .pose import PendingVideoPose, check_pose_from
     from .weights import locate_audio_weights
 
     alpha = _check_smoothing(args)
@@ -136,10 +159,14 @@ def run_motion(args: argparse.Namespace) -> int:
     if not str(out).endswith((".lpt.npz", ".npz")):
         raise InputError(f"{out}: a motion template is written as .lpt.npz")
     out = check_output(out)
-    info = probe_audio(args.speech)
+    pose = check_pose_from(args.pose_from)
+    if isinstance(pose, PendingVideoPose):
+        raise InputError(f"--pose-from {pose.path}: `motion` takes a motion template or still, not a video "
+                         "(`liveportrait animate -s photo -d VIDEO` saves a video's motion as a template)")
+    info = probe_audio(args.speech, max_seconds=_max_seconds(args))
     layout = locate_audio_weights(args.audio_weights)
     driving = AudioDriving.open(args.speech, AudioMotionModel.from_pretrained(layout), args.seed, args.cfg_scale,
-                                alpha, info=info)
+                                alpha, info=info, pose=pose)
     template = driving.template()
     save_template(out, template)
     if not args.quiet:

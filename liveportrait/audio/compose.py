@@ -7,6 +7,9 @@ alone. The shared pieces (keypoint transform, hull multiplier, stitching and dri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fractions import Fraction
+
 import numpy as np
 import torch
 
@@ -67,3 +70,61 @@ class AudioKeypoints:
                 self.mu = motion_multiplier(self.x_s, self.x0)
             x = expression_friendly(self.x_s, x, self.x0, self.mu)
         return finish_keypoints(self.x_s, x, o, self.stitch_delta)
+
+
+# -- head pose from elsewhere (--pose-from): the speech's expression with another track's pose ------------
+
+
+@dataclass(frozen=True)
+class PoseTrack:
+    """Head pose over time: R (P, 3, 3, LivePortrait's transposed rotation), t (P, 3), scale (P, 1), float32,
+    at ``fps`` (None: one frame held). Composed like the generated pose, relative to its first frame: the
+    source keeps its own pose at frame 0 and turns as the track turns from its first frame on."""
+
+    R: np.ndarray
+    t: np.ndarray
+    scale: np.ndarray
+    fps: Fraction | None
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.R.shape[0])
+
+    @classmethod
+    def still(cls) -> "PoseTrack":
+        """One pose held: relative to itself it never moves, so the head keeps the source's own pose."""
+        return cls(np.eye(3, dtype=np.float32)[None], np.zeros((1, 3), np.float32), np.ones((1, 1), np.float32),
+                   None, "still")
+
+    @classmethod
+    def from_template(cls, tpl, name: str = "template") -> "PoseTrack":
+        """The pose part (R, t, scale) of a ``MotionTemplate``; its expression is not used."""
+        return cls(np.asarray(tpl.R, np.float32).reshape(-1, 3, 3), np.asarray(tpl.t, np.float32).reshape(-1, 3),
+                   np.asarray(tpl.scale, np.float32).reshape(-1, 1), Fraction(tpl.fps), name)
+
+
+def pose_indices(start: int, count: int, fps, n_pose: int, pose_fps) -> np.ndarray:
+    """The pose frame shown at output frames start .. start+count-1 (output at ``fps``, the track at
+    ``pose_fps``): the track's frame playing at that time (sample and hold), and past its end the track
+    played backwards, then forwards again (ping-pong: 0 1 2 1 0 1 ...). Ping-pong rather than a loop because
+    a loop jumps from the last pose back to the first (the head would snap) unless the track happens to
+    end where it starts; going back and forth is continuous. A one-frame track (``still``) is frame 0."""
+    if n_pose <= 1 or count <= 0:
+        return np.zeros(max(count, 0), np.int64)
+    f = np.arange(start, start + count, dtype=np.int64)
+    ratio = Fraction(pose_fps) / Fraction(fps) if pose_fps else Fraction(1)
+    k = f * ratio.numerator // ratio.denominator
+    period = 2 * (n_pose - 1)
+    k = k % period
+    return np.where(k < n_pose, k, period - k)
+
+
+def with_pose(m: dict[str, np.ndarray], pose: PoseTrack, start: int, fps) -> dict[str, np.ndarray]:
+    """Generated motion (one window, output frames from ``start``) with its head pose (R, t, scale) taken from
+    ``pose``; the expression (lips, eyes, brows) stays the speech's. The sampled angles are dropped: R is the
+    track's. The result composes by ``compose_audio_motion`` like any generated motion, so there is one rule."""
+    n = len(m["exp"])
+    idx = pose_indices(start, n, fps, len(pose), pose.fps)
+    out = {k: v for k, v in m.items() if k not in ("pitch", "yaw", "roll")}
+    out.update(R=pose.R[idx], t=pose.t[idx], scale=pose.scale[idx])
+    return out

@@ -23,7 +23,7 @@ import torch
 
 from ..config import MotionOptions
 from ..motion.compose import Motion
-from .compose import AudioKeypoints, as_motion
+from .compose import AudioKeypoints, PoseTrack, as_motion, with_pose
 from .defaults import CFG_SCALE, SAMPLE_RATE, SMOOTH_ALPHA
 from .io import AudioInfo, probe_audio, read_audio_chunks
 from .model import AudioMotionModel
@@ -43,17 +43,20 @@ class AudioDriving:
     align: bool = True  # drop the frames of the 80 ms lead-in and cap at the audio's length (see __len__)
     is_video: bool = True  # moves over time, like a driving video
     has_audio: bool = True
+    pose: PoseTrack | None = None  # head pose from a template, a video or held still, instead of the model's
 
     @classmethod
     def open(cls, path: str | os.PathLike, model: AudioMotionModel, seed: int | None = None,
              cfg_scale: float = CFG_SCALE, smooth_alpha: float | None = SMOOTH_ALPHA,
-             align: bool = True, info: AudioInfo | None = None) -> "AudioDriving":
+             align: bool = True, info: AudioInfo | None = None, pose: PoseTrack | None = None,
+             max_seconds: float | None = None) -> "AudioDriving":
         """Checks the file first (one clear line for no audio track, 0 s, corrupt); a seed is drawn when None,
         so that the frames of one driving are the same however often it is iterated. ``info``: the file's
-        ``probe_audio``, when already checked."""
-        info = info or probe_audio(path)
+        ``probe_audio``, when already checked. ``pose``: the head pose's track (``compose.PoseTrack``),
+        None for the model's own. ``max_seconds``: use only the audio's beginning (the rest is not decoded)."""
+        info = info or probe_audio(path, max_seconds=max_seconds)
         seed = int(torch.seed() % 2**31) if seed is None else int(seed)
-        return cls(Path(path), info, model, seed, float(cfg_scale), smooth_alpha, align)
+        return cls(Path(path), info, model, seed, float(cfg_scale), smooth_alpha, align, pose=pose)
 
     @property
     def fps(self) -> Fraction:
@@ -78,14 +81,17 @@ class AudioDriving:
         """Per window: exp, scale, t, pitch/yaw/roll, R, coef (see ``AudioMotionModel.stream``), cut to the
         frames ``__len__`` counts."""
         skip, left = self._lead_and_count()
-        chunks = read_audio_chunks(self.path)
+        chunks = read_audio_chunks(self.path, max_seconds=self.info.seconds)
+        done = 0
         for m in self.model.stream(chunks, RandomNoise(self.seed), self.cfg_scale, self.smooth_alpha):
             n = len(m["coef"])
             a, b = min(skip, n), min(n, skip + left)
             skip -= a
             if b > a:
                 left -= b - a
-                yield {k: v[a:b] for k, v in m.items()}
+                cut = {k: v[a:b] for k, v in m.items()}
+                yield cut if self.pose is None else with_pose(cut, self.pose, done, self.fps)
+                done += b - a
             if left <= 0:
                 return
 
@@ -113,6 +119,8 @@ class AudioDriving:
         cat = {k: np.concatenate([p[k] for p in parts]) for k in ("R", "exp", "t", "scale")}
         meta = {"source": "audio", "audio": self.path.name, "seed": str(self.seed), "cfg_scale": str(self.cfg_scale),
                 "smooth_alpha": str(self.smooth_alpha), "generator": "JoyVASA"}
+        if self.pose is not None:
+            meta["pose_from"] = self.pose.name
         return MotionTemplate(fps=self.fps, R=cat["R"], exp=cat["exp"], t=cat["t"], scale=cat["scale"], meta=meta)
 
 

@@ -7,6 +7,7 @@ what is wrong with it in one line.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def read_audio_chunks(path: str | os.PathLike, max_seconds: float | None = None)
         limit = None if max_seconds is None else int(round(max_seconds * SAMPLE_RATE))
         given = 0
         try:
-            for frame in _frames(container, stream):
+            for frame in itertools.chain(_frames(container, stream), [None]):  # None: flush the resampler
                 for out in resampler.resample(frame):
                     chunk = _mono(out)
                     if limit is not None:
@@ -96,8 +97,6 @@ def read_audio_chunks(path: str | os.PathLike, max_seconds: float | None = None)
                         yield chunk
                     if limit is not None and given >= limit:
                         return
-            for out in resampler.resample(None):
-                yield _mono(out)
         except av.FFmpegError as exc:
             raise InputError(f"{path}: audio is corrupt ({_short(exc)})") from None
     finally:
@@ -120,9 +119,12 @@ def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> np.
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
-def probe_audio(path: str | os.PathLike, min_seconds: float = 0.04) -> AudioInfo:
-    """Decode once (chunk by chunk) to check the file: readable, has audio, not empty. Silence is allowed
-    (the face barely moves) but logged as a warning line."""
+def probe_audio(path: str | os.PathLike, min_seconds: float = 0.04, max_seconds: float | None = None) -> AudioInfo:
+    """Decode once (chunk by chunk, so memory stays flat however long the file) to check it: readable, has
+    audio, not empty. Silence is allowed (the face barely moves) but logged as a warning line. ``max_seconds``:
+    only the file's beginning counts (and is decoded); ``seconds`` is then at most that."""
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+        raise InputError(f"the audio's length limit must be a positive number of seconds, got {max_seconds!r}")
     path = check_input_file(path, "audio")
     container = _open(path)
     try:
@@ -131,7 +133,7 @@ def probe_audio(path: str | os.PathLike, min_seconds: float = 0.04) -> AudioInfo
     finally:
         container.close()
     n, peak = 0, 0.0
-    for chunk in read_audio_chunks(path):
+    for chunk in read_audio_chunks(path, max_seconds):
         n += len(chunk)
         peak = max(peak, float(np.abs(chunk).max(initial=0.0)))
     if n == 0:

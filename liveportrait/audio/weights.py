@@ -27,6 +27,10 @@ from ..networks.checkpoint import _torch_load, default_cache_dir
 ENV_AUDIO_WEIGHTS = "LIVEPORTRAIT_AUDIO_WEIGHTS"
 MOTION_GENERATOR_NAME = "motion_generator_hubert_chinese.pt"
 HUBERT_FOLDERS = ("TencentGameMate:chinese-hubert-base", "chinese-hubert-base")
+JOYVASA_REPO_ID = "jdh-algo/JoyVASA"
+HUBERT_REPO_ID = "TencentGameMate/chinese-hubert-base"
+JOYVASA_FILES = ("motion_generator/" + MOTION_GENERATOR_NAME, "motion_template/motion_template.pkl")
+HUBERT_FILES = ("config.json", "preprocessor_config.json", "pytorch_model.bin")
 HUB_NOTE = ("the JoyVASA files (jdh-algo/JoyVASA: motion_generator/ and motion_template/) and the HuBERT encoder "
             "(TencentGameMate/chinese-hubert-base)")
 
@@ -78,8 +82,9 @@ def audio_weights_search_path(explicit: str | os.PathLike | None = None) -> list
 
 
 def missing_audio_weights_message(where: Path, missing: list[str]) -> str:
-    return (f"audio weights not found in {where} (missing: {', '.join(missing)}). Fetch {HUB_NOTE} into that "
-            f"folder, or pass --audio-weights DIR / set {ENV_AUDIO_WEIGHTS}.")
+    return (f"audio weights not found in {where} (missing: {', '.join(missing)}). Run `liveportrait download "
+            f"--audio` on a machine with internet access, or fetch {HUB_NOTE} into that folder, or pass "
+            f"--audio-weights DIR / set {ENV_AUDIO_WEIGHTS}.")
 
 
 def locate_audio_weights(explicit: str | os.PathLike | None = None) -> AudioWeightsLayout:
@@ -93,6 +98,40 @@ def locate_audio_weights(explicit: str | os.PathLike | None = None) -> AudioWeig
             raise WeightsError(missing_audio_weights_message(root, missing))
     cache = default_audio_cache_dir()
     raise WeightsError(missing_audio_weights_message(cache, resolve_audio_layout(cache).missing()))
+
+
+def hubert_folder_name() -> str:
+    """The HuBERT folder's name on this system: the reference's, whose ':' Windows does not allow there."""
+    return HUBERT_FOLDERS[1] if os.name == "nt" else HUBERT_FOLDERS[0]
+
+
+def audio_hub_downloads(dest: Path) -> list[tuple[str, list[str], Path]]:
+    """(repository, files, local folder) of each fetch: the JoyVASA repository's files go under ``JoyVASA/``
+    and HuBERT's into its own folder, which is the layout ``resolve_audio_layout`` reads."""
+    return [(JOYVASA_REPO_ID, list(JOYVASA_FILES), dest / "JoyVASA"),
+            (HUBERT_REPO_ID, list(HUBERT_FILES), dest / hubert_folder_name())]
+
+
+def download_audio_weights(dest: str | os.PathLike | None = None) -> AudioWeightsLayout:
+    """Fetch the JoyVASA motion generator and template and the HuBERT encoder into ``dest`` (the audio cache
+    by default), with progress bars; files already there are not fetched again."""
+    dest = Path(dest).expanduser() if dest else default_audio_cache_dir()
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise WeightsError("huggingface_hub is not installed: pip install huggingface_hub") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    for repo, files, folder in audio_hub_downloads(dest):
+        try:
+            snapshot_download(repo_id=repo, allow_patterns=files, local_dir=str(folder))
+        except Exception as exc:  # the hub raises many types (offline, HTTP, DNS); all mean "could not fetch"
+            missing = resolve_audio_layout(dest).missing() or [str(dest)]
+            raise WeightsError(f"could not download {repo} from the Hugging Face Hub ({type(exc).__name__}). "
+                               + missing_audio_weights_message(dest, missing)) from None
+    layout = resolve_audio_layout(dest)
+    if layout.missing():
+        raise WeightsError(missing_audio_weights_message(dest, layout.missing()))
+    return layout
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -196,6 +196,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if is_speech_job(args):
         return run_speech(args, config)
+    for flag, value in (("--pose-from", getattr(args, "pose_from", None)),
+                        ("--max-seconds", getattr(args, "max_seconds", None))):
+        if value is not None:
+            from ..errors import InputError
+
+            raise InputError(f"{flag} is for speech driving (-d speech.wav, --speech-from-video or --text); "
+                             f"{args.driving[0]} is not audio")
     plan = plan_job(args.source, args.driving, args.output, config)
     if config.animal and plan.source_kind != "image":
         from ..config import ANIMAL_PHOTO_ONLY
