@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from .._lazy import is_loopback  # noqa: E402
 from ..config import DRIVING_OPTIONS, REGIONS, SOURCE_SCALE, SOURCE_VY  # noqa: E402
-from ..errors import LivePortraitError  # noqa: E402
+from ..errors import InputError, LivePortraitError  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
 from .backend import AppBackend  # noqa: E402
 from .editor import EDIT_CROP_SCALE  # noqa: E402
@@ -31,30 +31,46 @@ from .examples import write_examples  # noqa: E402
 COMPUTE = "compute"  # every event that runs networks queues here, one at a time
 
 INTRO = """# LivePortrait
-Animate a portrait with a driving video, edit its expression and pose with sliders, or set the eye and
-lip opening of a face video. Everything runs on this computer; outputs carry an "AI-generated" label and
-an invisible watermark."""
+Animate a portrait (or a cat or dog) with a driving video or with speech, edit its expression and pose
+with sliders, or set the eye and lip opening of a face video. Everything runs on this computer; outputs
+carry an "AI-generated" label and an invisible watermark."""
+
+ANIMAL_LABEL = "Animal (cat/dog)"
+DRAW_A_BOX = ('draw a box around it: open "Crop box" under the inputs and click two opposite corners of the face '
+              'on the picture')
 
 
 _TEMP_PATH = re.compile(re.escape(tempfile.gettempdir().rstrip(os.sep)) + r"/[^\s:'\"]*/")
 
 
-_CLI_HINT = re.compile(r"[;,]?\s*(if there is one, )?give its position with --crop-box \S+")
+# the command line's words in messages, as this app's controls
+_APP_WORDS = ((re.compile(r"give its position with --crop-box [\w,]+"), DRAW_A_BOX),
+              (re.compile(r"without --animal"), f'with "{ANIMAL_LABEL}" off'),
+              (re.compile(r"add --animal"), f'turn on "{ANIMAL_LABEL}"'))
 
 
 def user_message(exc: Exception) -> str:
-    """The error's message for the app: no server-side upload folders, no command-line hints."""
-    return _CLI_HINT.sub("", _TEMP_PATH.sub("", str(exc)))
+    """The error's message for the app: no server-side upload folders; command-line hints say which of
+    this app's controls to use instead (a drawn crop box, the animal toggle)."""
+    text = _TEMP_PATH.sub("", str(exc))
+    for pattern, words in _APP_WORDS:
+        text = pattern.sub(words, text)
+    return text
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def plain_markdown(text: str) -> str:
+    """``text`` shown as it is in a Markdown component (its special characters escaped)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def error_markdown(message: str) -> str:
     """The status line that stays beside the inputs after an error (the toast fades)."""
     if not message:
         return ""
-    return "**Error:** " + _MARKDOWN_SPECIAL.sub(r"\\\1", message)
+    return "**Error:** " + plain_markdown(message)
 
 
 class ErrorBoard:
@@ -92,13 +108,16 @@ class ErrorBoard:
 def _user_errors(fn, board: ErrorBoard | None = None):
     """Run ``fn``; problems the user can fix become a message in the app (gr.Error) and, through
     ``board``, the status line of the tab. The wrapper takes Gradio's request as a last argument."""
-    params = list(inspect.signature(fn).parameters.values())
+    params = [p for p in inspect.signature(fn).parameters.values() if p.name != "request"]
+    wants_request = len(params) < len(inspect.signature(fn).parameters)  # fn(..., request=) is given it
 
     def wrapper(*args, **kwargs):
         request = kwargs.pop("request", None)
         if any(isinstance(a, gr.Request) for a in args):
             request = next(a for a in args if isinstance(a, gr.Request))
             args = tuple(a for a in args if not isinstance(a, gr.Request))
+        if wants_request:
+            kwargs["request"] = request
         try:
             return fn(*args, **kwargs)
         except LivePortraitError as exc:
@@ -112,7 +131,8 @@ def _user_errors(fn, board: ErrorBoard | None = None):
     wrapper.__signature__ = inspect.Signature(
         params + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                     annotation=gr.Request)])
-    wrapper.__annotations__ = {"request": gr.Request}  # Gradio passes the request by this annotation
+    # Gradio passes the request (and select events' data) by these annotations
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "request": gr.Request}
     wrapper.user_errors = True  # (tests: every such event has its status follow-up)
     return wrapper
 
@@ -152,6 +172,33 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                     a_driving = gr.File(label="Driving video, photo or motion template (.pkl, .lpt.npz)",
                                         file_types=["image", "video", ".pkl", ".npz"], type="filepath",
                                         elem_id="animate-driving")
+                with gr.Row():
+                    a_audio = gr.Audio(label="...or drive it with speech (any sound file; instead of a driving)",
+                                       sources=["upload", "microphone"], type="filepath", format=None,
+                                       elem_id="animate-audio")
+                    with gr.Column():
+                        a_seed = gr.Number(-1, precision=0, minimum=-1,
+                                           label="speech: seed of the motion (-1: a new one each time)",
+                                           elem_id="animate-seed")
+                        a_animal = gr.Checkbox(False, label=ANIMAL_LABEL, elem_id="animate-animal",
+                                               info="the source is a cat or dog: the animal weights, no stitching, "
+                                                    "no paste-back; the driving is a human face as usual")
+                audio_problem = b.audio_problem()
+                if audio_problem:
+                    gr.Markdown("**Speech driving is not available here:** " + plain_markdown(audio_problem),
+                                elem_id="animate-audio-note")
+                with gr.Accordion("Crop box: draw it on the picture (for a face that is not found: a pet, a "
+                                  "drawing)", open=False, elem_id="animate-box-accordion") as a_box_accordion:
+                    gr.Markdown("Click two opposite corners of the face, around the whole head with some margin: "
+                                "the crop is the square around the box (drawn thin). Empty: the face is found "
+                                "automatically.")
+                    a_box_image = gr.Image(label="Source picture: click two corners", interactive=False,
+                                           type="numpy", height=420, elem_id="animate-box-image")
+                    with gr.Row():
+                        a_box = gr.Textbox("", label="crop box x0,y0,x1,y1 in the picture's pixels (empty: find "
+                                                     "the face)", elem_id="animate-crop-box", scale=3)
+                        a_box_clear = gr.Button("Clear box", elem_id="animate-box-clear", scale=1)
+                    a_corner = gr.State(None)
                 gr.Examples([[str(examples.portrait), str(examples.clip)],
                              [str(examples.portrait), str(examples.smile)]], [a_source, a_driving],
                             label="Examples (painted by the app; pick one, then Animate)",
@@ -176,6 +223,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         a_vy = gr.Slider(-0.5, 0.5, value=SOURCE_VY, step=0.01, label="source crop y shift")
                 a_run = gr.Button("Animate", variant="primary", elem_id="animate-run")
                 a_error = gr.Markdown(elem_id="animate-error")
+                a_info = gr.Markdown(elem_id="animate-info")
                 with gr.Row():
                     a_video = gr.Video(label="Result video", interactive=False, elem_id="animate-video")
                     a_image = gr.Image(label="Result picture", interactive=False, type="filepath",
@@ -272,24 +320,73 @@ def build_app(backend: AppBackend) -> gr.Blocks:
             event.success(lambda: "", None, [box], queue=False, api_visibility="private")
             return event
 
-        # Animate
+        # Animate: a driving video, photo or template, or speech; a human or an animal; a found or drawn crop
+        notes = ErrorBoard()  # what a finished animation has to say (the seed of a speech), per session
         animate_names = ["source", "driving", "relative", "region", "driving_option", "multiplier", "stitching",
-                         "normalize_lip", "paste_back", "scale", "vx", "vy", "crop_driving", "smooth"]
+                         "normalize_lip", "paste_back", "scale", "vx", "vy", "crop_driving", "smooth", "animal",
+                         "crop_box", "audio", "seed"]
 
-        def animate(*args):
+        def animate(*args, request=None):
             v = dict(zip(animate_names, args))
             # gradio passes the tracked gr.Progress of the signature after the inputs
             progress = args[len(animate_names)] if len(args) > len(animate_names) else None
-            options = {k: v[k] for k in animate_names[2:]}
-            path, is_video = b.animate(v["source"], v["driving"], options,
-                                       _progress_adapter(progress) if progress is not None else None)
+            adapt = _progress_adapter(progress) if progress is not None else None
+            options = {k: v[k] for k in animate_names[2:-2]}
+            if v["audio"]:
+                if v["driving"]:
+                    raise InputError("Give a driving video, photo or template, or speech, not both: clear one of "
+                                     "them.")
+                path, seed = b.animate_speech(v["source"], v["audio"], v["seed"], options, adapt)
+                notes.put(request, f"Speech animated with seed {seed}: give this seed to get the same motion again.")
+                return str(path), None
+            path, is_video = b.animate(v["source"], v["driving"], options, adapt)
             return (str(path), None) if is_video else (None, str(path))
 
-        animate.__signature__ = _signature(animate_names, progress=True)
-        report(a_run.click(_user_errors(animate, board),
-                           [a_source, a_driving, a_relative, a_region, a_option, a_multiplier, a_stitching,
-                            a_normalize, a_paste, a_scale, a_vx, a_vy, a_crop_driving, a_smooth],
-                           [a_video, a_image], api_name="animate", concurrency_id=COMPUTE, concurrency_limit=1),
+        animate.__signature__ = _signature(animate_names + ["request"], {"animal": False,
+                                                                         "crop_box": "", "audio": None,
+                                                                         "seed": -1, "request": None},
+                                           progress=True)
+
+        def animate_failed(request: gr.Request):
+            """The error in the tab; the crop box opens when the message asks for one."""
+            message = board.take(request)
+            return error_markdown(message), gr.update(open=True) if DRAW_A_BOX in message else gr.update()
+
+        def animate_done(request: gr.Request):
+            return "", notes.take(request)
+
+        a_event = a_run.click(_user_errors(animate, board),
+                              [a_source, a_driving, a_relative, a_region, a_option, a_multiplier, a_stitching,
+                               a_normalize, a_paste, a_scale, a_vx, a_vy, a_crop_driving, a_smooth, a_animal, a_box,
+                               a_audio, a_seed],
+                              [a_video, a_image], api_name="animate", concurrency_id=COMPUTE, concurrency_limit=1)
+        a_event.failure(animate_failed, None, [a_error, a_box_accordion], queue=False, api_visibility="private")
+        a_event.success(animate_done, None, [a_error, a_info], queue=False, api_visibility="private")
+
+        # animal mode starts from the reference's animal defaults: no stitching, no paste-back
+        a_animal.input(lambda on: (not on, not on), [a_animal], [a_stitching, a_paste], queue=False,
+                       api_visibility="private")
+
+        # the crop box: the source picture, two clicks, the box drawn and typed in
+        def box_start(source):
+            """A new source: its picture to draw on (none for a video or a bad file), no box."""
+            try:
+                return (b.box_picture(source) if source else None), "", None
+            except LivePortraitError:
+                return None, "", None
+
+        def box_click(source, corner, evt: gr.SelectData):
+            return b.click_box(source, corner, evt.index)
+
+        def box_typed(source, box):
+            return b.show_box(source, box), None
+
+        box_io = dict(concurrency_id="box", concurrency_limit=4, api_visibility="private")
+        a_source.change(box_start, [a_source], [a_box_image, a_box, a_corner], **box_io)
+        a_box_clear.click(box_start, [a_source], [a_box_image, a_box, a_corner], **box_io)
+        report(a_box_image.select(_user_errors(box_click, board), [a_source, a_corner],
+                                  [a_box_image, a_box, a_corner], **box_io), a_error)
+        report(a_box.submit(_user_errors(box_typed, board), [a_source, a_box], [a_box_image, a_corner], **box_io),
                a_error)
 
         # Edit: prepare once per upload (and crop scale)

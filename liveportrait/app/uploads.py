@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import InputError
 
-KINDS = {"image": "a photo", "video": "a video", "template": "a motion template (.pkl or .lpt.npz)"}
+KINDS = {"image": "a photo", "video": "a video", "template": "a motion template (.pkl or .lpt.npz)",
+         "audio": "a sound file"}
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,18 @@ class UploadLimits:
     image_mb: float = 30
     video_mb: float = 500
     template_mb: float = 50
+    audio_mb: float = 200
     max_pixels: int = 40_000_000  # 40 megapixels: larger photos are refused before decoding
     video_seconds: float = 600
+    audio_seconds: float = 600
 
     def mb(self, kind: str) -> float:
-        return {"image": self.image_mb, "video": self.video_mb, "template": self.template_mb}[kind]
+        return {"image": self.image_mb, "video": self.video_mb, "template": self.template_mb,
+                "audio": self.audio_mb}[kind]
 
     @property
     def largest_mb(self) -> float:
-        return max(self.image_mb, self.video_mb, self.template_mb)
+        return max(self.image_mb, self.video_mb, self.template_mb, self.audio_mb)
 
 
 def _describe(kinds) -> str:
@@ -83,3 +87,35 @@ def load_photo(path: str | os.PathLike | None, what: str = "a portrait photo",
         return read_image(p, max_pixels=limits.max_pixels)
     except InputError as exc:
         raise InputError(str(exc).replace(str(p), p.name)) from None
+
+
+def check_audio(path: str | os.PathLike | None, what: str = "a speech recording",
+                limits: UploadLimits = UploadLimits()) -> Path:
+    """An uploaded sound (any file PyAV reads: wav, mp3, flac, m4a, ogg, a recording, or a video's sound),
+    checked for presence, size, a readable audio track and its length (decoded once, up to the limit)."""
+    from ..audio.io import is_audio_file, probe_audio
+    from ..media import sniff_kind
+
+    if path is None or str(path) == "":
+        raise InputError(f"Please upload {what} first.")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"The {what} upload did not arrive ({p.name}); please upload it again.")
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError(f"{p.name} is empty.")
+    kind = sniff_kind(p)
+    if kind in ("image", "template") or (kind is None and not is_audio_file(p)):
+        raise InputError(f"{p.name} is not {KINDS['audio']}; please upload {what}.")
+    kind = "audio" if kind is None else kind  # a video's (or a browser recording's) sound is taken too
+    limit = limits.mb(kind)
+    if size > limit * 1024 * 1024:
+        raise InputError(f"{p.name} is {size / 1024 / 1024:.0f} MB; {KINDS[kind]} may be at most {limit:g} MB here.")
+    try:
+        info = probe_audio(p, max_seconds=limits.audio_seconds + 1)  # decodes no further than the limit
+    except InputError as exc:
+        raise InputError(str(exc).replace(str(p), p.name)) from None
+    if info.seconds > limits.audio_seconds:
+        raise InputError(f"{p.name} lasts more than {limits.audio_seconds:g} s, the longest speech taken here. "
+                         "Trim it first.")
+    return p

@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="port to listen on (0: the first free one from 7860 on)")
     p.add_argument("--share", action="store_true",
                    help="also make a temporary public link through Gradio's servers (off by default)")
-    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
+    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache); the "
+                                     "animal weights, for animal mode, are looked for there too, when first used")
+    p.add_argument("--audio-weights", metavar="DIR",
+                   help="speech driving's JoyVASA layout folder: JoyVASA/ and the HuBERT folder (default: "
+                        "$LIVEPORTRAIT_AUDIO_WEIGHTS, then the user cache); without them the app says what to fetch")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                    help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
@@ -75,8 +79,19 @@ def run(args: argparse.Namespace) -> int:
     from ..app.uploads import UploadLimits
 
     limits = UploadLimits(video_mb=args.max_upload_mb, image_mb=min(30.0, args.max_upload_mb),
-                          template_mb=min(50.0, args.max_upload_mb))
-    backend = AppBackend(pipe, limits=limits, watermark=not args.no_watermark)
+                          template_mb=min(50.0, args.max_upload_mb), audio_mb=min(200.0, args.max_upload_mb))
+    def load_animal():
+        """The animal pipeline, on the first animal job: found like the human weights, never downloaded
+        here (the app stays offline: a missing folder is a message saying what to fetch)."""
+        from ..networks import LivePortraitNetworks
+
+        nets = LivePortraitNetworks.from_pretrained(args.weights, args.model_config, animal=True, download=False,
+                                                    quiet=True)
+        return LivePortraitPipeline(nets, device=args.device, precision=args.precision, backend=args.backend,
+                                    cropper=backend.cropper, tune_memory=False, variant="animal")
+
+    backend = AppBackend(pipe, limits=limits, watermark=not args.no_watermark, animal=load_animal,
+                         audio_weights=args.audio_weights)
     demo = build_app(backend)
     launch(demo, args.host, args.port or None, args.share, allowed_paths=[str(backend.workdir)],
            max_file_mb=limits.largest_mb, block=True, quiet=args.quiet)

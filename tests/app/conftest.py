@@ -118,7 +118,15 @@ def app_backend(app_server):
 
 
 @pytest.fixture(scope="module")
-def app_server(app_networks, net_calls, outside_traffic, tmp_path_factory):
+def app_backend_options(tmp_path_factory) -> dict:
+    """More arguments of the served app's AppBackend (a test module overrides this fixture to give it
+    animal networks or audio weights). By default no animal mode, and an empty audio weights folder, so
+    that the app's speech driving says what is missing whatever this machine's cache holds."""
+    return {"audio_weights": tmp_path_factory.mktemp("no-audio-weights")}
+
+
+@pytest.fixture(scope="module")
+def app_server(app_networks, net_calls, outside_traffic, tmp_path_factory, app_backend_options):
     """(demo, URL, backend) of the app served from this process (see ``app_url``)."""
     require("gradio", "pip install -e '.[app]'")
     from liveportrait.app.backend import AppBackend
@@ -126,7 +134,7 @@ def app_server(app_networks, net_calls, outside_traffic, tmp_path_factory):
     from liveportrait.app.uploads import UploadLimits
 
     backend = AppBackend(app_networks, limits=UploadLimits(image_mb=2, video_mb=20),
-                         workdir=tmp_path_factory.mktemp("app-out"))
+                         workdir=tmp_path_factory.mktemp("app-out"), **app_backend_options)
     demo = build_app(backend)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -129,6 +129,63 @@ def test_an_error_stays_beside_the_input_and_the_example_loads(browser_kit, app_
     assert outside_traffic.seen == []
 
 
+def test_draw_a_crop_box_with_two_clicks_and_animate_it(browser_kit, app_url, examples_dir, short_clip,
+                                                       outside_traffic, tmp_path, monkeypatch):
+    """The Animate tab's crop box: two clicks on the source picture give the box (in the picture's pixels,
+    whatever size it is shown at), drawn on it; Animate then frames exactly that box."""
+    browser_path, sync_api = browser_kit
+    from PIL import Image
+
+    photo = tmp_path / "drawing.png"
+    y, x = np.mgrid[0:300, 0:400]
+    Image.fromarray(np.stack([x * 0.5 + 40, y * 0.6 + 40, 0 * x + 160], -1).astype(np.uint8)).save(photo)
+    driving = short_clip(examples_dir / "driving/d12.mp4", 2)
+    seen = []
+    from liveportrait.face.cropper import Cropper
+
+    real = Cropper.crop_from_box
+    monkeypatch.setattr(Cropper, "crop_from_box", lambda self, image, b, **kw: seen.append(b) or
+                        real(self, image, b, **kw))
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.set_default_timeout(180_000)
+            page.goto(app_url)
+            page.locator("#animate-source input[type=file]").set_input_files(str(photo))
+            page.locator("#animate-box-accordion").get_by_text("Crop box").first.click()
+            img = page.locator("#animate-box-image img")
+            img.wait_for(state="visible")
+            page.wait_for_function("document.querySelector('#animate-box-image img').naturalWidth === 400")
+
+            def click_at(px, py):
+                """Click the picture's pixel (px, py): shown scaled down to fit (never up), centred."""
+                r = img.bounding_box()
+                s = min(r["width"] / 400, r["height"] / 300, 1.0)
+                ox, oy = (r["width"] - 400 * s) / 2, (r["height"] - 300 * s) / 2
+                page.mouse.click(r["x"] + ox + (px + 0.5) * s, r["y"] + oy + (py + 0.5) * s)
+
+            box = page.locator("#animate-crop-box textarea, #animate-crop-box input").first
+            click_at(50, 40)
+            page.wait_for_timeout(1500)
+            assert box.input_value() == ""  # one corner so far
+            click_at(250, 260)
+            sync_api.expect(box).not_to_have_value("", timeout=30_000)
+            x0, y0, x1, y1 = (int(v) for v in box.input_value().split(","))
+            assert max(abs(x0 - 50), abs(y0 - 40), abs(x1 - 250), abs(y1 - 260)) <= 2, box.input_value()
+            drawn = box.input_value()
+
+            page.locator("#animate-driving input[type=file]").set_input_files(str(driving))
+            page.locator("#animate-run").click()
+            page.locator("#animate-video video").wait_for(state="visible")
+            page.screenshot(path=str(tmp_path / "animate-box.png"), full_page=True)
+        finally:
+            browser.close()
+    # the drawn box is the crop (no face was looked for around it)
+    assert [",".join(str(round(v)) for v in b) for b in seen] == [drawn]
+    assert outside_traffic.seen == []
+
+
 def _run_browser_test(env_changes: dict[str, str | None], tmp_path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in env_changes}
     env.update({k: v for k, v in env_changes.items() if v is not None})

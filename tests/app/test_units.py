@@ -145,3 +145,94 @@ def test_app_command_defaults_to_a_private_local_server(tiny_weights, monkeypatc
     with pytest.raises(SystemExit) as exc:  # a usage error, found while parsing
         main(base + ["--port", "70000"])
     assert exc.value.code == 2
+
+
+def test_crop_box_text_and_seed_are_checked():
+    from liveportrait.app.backend import _seed, parse_box_text
+
+    assert parse_box_text(" 10, 20 ,110.5,220") == "10,20,110.5,220"
+    assert parse_box_text("") is None and parse_box_text(None) is None
+    for bad in ("10,20,5,220", "1,2,3", "a,b,c,d"):
+        with pytest.raises(InputError, match="crop box"):
+            parse_box_text(bad)
+    assert _seed(None) is None and _seed("") is None and _seed(-1) is None  # the tab's "a new one each time"
+    assert _seed(7.0) == 7 and _seed("12") == 12 and _seed(0) == 0
+    for bad in (-2, 2.5, "x"):
+        with pytest.raises(InputError, match="seed must be a whole number"):
+            _seed(bad)
+
+
+def test_audio_uploads_are_checked(tmp_path, examples_dir):
+    import wave
+
+    from liveportrait.app.uploads import check_audio
+
+    with pytest.raises(InputError, match="upload a speech recording first"):
+        check_audio(None)
+    with pytest.raises(InputError, match="s1.jpg is not a sound file"):
+        check_audio(examples_dir / "source/s1.jpg")
+    speech = tmp_path / "talk.wav"
+    with wave.open(str(speech), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(16000) * 0.05) * 8000).astype("<i2").tobytes())
+    assert check_audio(speech) == speech
+    with pytest.raises(InputError, match="talk.wav lasts more than 0.5 s"):
+        check_audio(speech, limits=UploadLimits(audio_seconds=0.5))
+    with pytest.raises(InputError, match="at most 0.01 MB"):
+        check_audio(speech, limits=UploadLimits(audio_mb=0.01))
+    # a video's sound is speech too (d12.mp4 has a sound track)
+    assert check_audio(examples_dir / "driving/d12.mp4") == examples_dir / "driving/d12.mp4"
+
+
+def test_command_line_hints_become_the_apps_controls(need):
+    need("gradio", "pip install -e '.[app]'")
+    from liveportrait.app.ui import user_message
+    from liveportrait.errors import NoFaceError
+    from liveportrait.face.animal import ANIMAL_HINT
+    from liveportrait.face.cropper import ANIMAL_MODE_HINT, NO_FACE_HINT
+
+    human = user_message(NoFaceError(f"no human face was found in the picture; {NO_FACE_HINT}; {ANIMAL_MODE_HINT}"))
+    assert human == ('no human face was found in the picture; if there is one, draw a box around it: open "Crop box" '
+                     'under the inputs and click two opposite corners of the face on the picture; for a cat or dog, '
+                     'turn on "Animal (cat/dog)"')
+    pet = user_message(NoFaceError(f"no cat or dog face was found, only a human face: animate it without --animal, "
+                                   f"or {ANIMAL_HINT}"))
+    assert pet.startswith('no cat or dog face was found, only a human face: animate it with "Animal (cat/dog)" off, '
+                          'or draw a box around it') and "--" not in pet
+
+
+def test_app_command_takes_the_audio_weights_folder(tiny_weights, tmp_path, monkeypatch, need):
+    need("gradio", "pip install -e '.[app]'")
+    from huggingface_hub import constants
+
+    import liveportrait.app.ui as ui
+    from liveportrait.cli import main
+
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "GRADIO_ANALYTICS_ENABLED"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+        monkeypatch.setattr(constants, name, getattr(constants, name, None), raising=False)
+    seen, made = {}, []
+    monkeypatch.setattr(ui, "launch", lambda demo, *a, **kw: seen.update(demo=demo))
+    import liveportrait.app.backend as app_backend
+
+    class Recorded(app_backend.AppBackend):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(app_backend, "AppBackend", Recorded)
+    empty = tmp_path / "joyvasa"
+    empty.mkdir()
+    assert main(["app", "--weights", str(tiny_weights), "--model-config", "tiny", "-q", "--device", "cpu",
+                 "--backend", "eager", "--audio-weights", str(empty)]) == 0
+    notes = [b.value for b in seen["demo"].blocks.values() if getattr(b, "elem_id", None) == "animate-audio-note"]
+    assert len(notes) == 1 and "audio weights not found in" in notes[0] and "joyvasa" in notes[0]
+    # the animal weights are looked for on the first animal job: this folder has none, and the app says so
+    from liveportrait.errors import WeightsError
+
+    backend = made[0]
+    assert backend.audio_weights == str(empty)
+    with pytest.raises(WeightsError, match="liveportrait download --animal"):
+        backend.animal_pipe
