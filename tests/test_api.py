@@ -200,7 +200,7 @@ def test_a_photo_is_prepared_once_for_many_drivings(tiny_weights, examples_dir, 
     pipe.set_progress_bar_config(disable=True)
     calls = []
     real = SourceStage.prepare_image
-    monkeypatch.setattr(SourceStage, "prepare_image", lambda self, image: calls.append(1) or real(self, image))
+    monkeypatch.setattr(SourceStage, "prepare_image", lambda self, image, *a: calls.append(1) or real(self, image, *a))
     photo, driving = examples_dir / "source/s0.jpg", examples_dir / "driving/d12.jpg"
     first = pipe(photo, driving, source_max_dim=256).image
     again = pipe(photo, driving, source_max_dim=256, multiplier=1.0, crf=20).image  # output options do not count
@@ -209,3 +209,19 @@ def test_a_photo_is_prepared_once_for_many_drivings(tiny_weights, examples_dir, 
     pipe(photo, driving, source_max_dim=256, source_scale=2.0)  # another framing: prepared anew
     pipe(examples_dir / "source/s9.jpg", driving, source_max_dim=256)  # another photo
     assert len(calls) == 3
+
+
+def test_a_crop_box_is_in_the_photos_own_pixels_when_it_is_shrunk(pipe, examples_dir):
+    """A 3840 px photo is shrunk to 1920 px before framing; its --crop-box stays in the photo's own pixels
+    (as `liveportrait crop` and image viewers give them)."""
+    import cv2
+    from PIL import Image
+
+    dog = np.asarray(Image.open(examples_dir / "source/s25.jpg").convert("RGB"))
+    big = np.full((2560, 3840, 3), 30, np.uint8)
+    big[:, 1280:] = cv2.resize(dog, (2560, 2560), interpolation=cv2.INTER_CUBIC)
+    smile = np.asarray(Image.open(examples_dir / "driving/d30.jpg").convert("RGB"))
+    out = pipe(big, smile, crop="1280,0,3840,2560", paste_back=False)
+    crop = out.crops[0].crop_256.astype(np.float32)
+    expected = cv2.resize(dog, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(crop - expected).mean() < 8, np.abs(crop - expected).mean()

@@ -37,14 +37,15 @@ def speech_job(source, driving: AudioDriving, pipeline):
     from ..errors import InputError
     from ..media import read_image
     from ..pipeline import Rendering
-    from ..pipeline.frames import limit_size
+    from ..pipeline.frames import limit_size, shrink_scale
     from ..plan import JobPlan, MediaInput, as_input
 
     src = as_input(source, "source")
     if src.kind != "image":
         raise InputError("speech drives a photo; give an image as the source")
-    image = limit_size(src.image if src.image is not None else read_image(src.path), pipeline.config.source_max_dim)
-    faces = pipeline.prepare_image(image)
+    original = src.image if src.image is not None else read_image(src.path)
+    image = limit_size(original, pipeline.config.source_max_dim)
+    faces = pipeline.prepare_image(image, shrink_scale(original.shape, image))
     frames = animate_image_audio(pipeline, image, faces, driving)
     rendering = Rendering(frames, driving.fps, len(driving), len(faces), driving.path, False, None,
                           [f.crop for f in faces])

@@ -25,6 +25,14 @@ def limit_size(image: np.ndarray, max_dim: int) -> np.ndarray:
     return image
 
 
+def shrink_scale(original_shape, limited: np.ndarray) -> tuple[float, float]:
+    """(x, y) factors from the original picture's pixels to those of its limited copy: a ``--crop-box`` is
+    given in the original's pixels (as ``liveportrait crop`` and image viewers show them) and applied to the
+    copy. Per axis, since the shorter side is truncated to whole pixels."""
+    h, w = original_shape[:2]
+    return limited.shape[1] / w, limited.shape[0] / h
+
+
 def resize_to_limit(image: np.ndarray, max_dim: int, division: int = SOURCE_DIVISION) -> np.ndarray:
     """A source-video frame limited as the reference does (spec 4.2 ``resize_to_limit``): a longer side over
     ``max_dim`` (0: no limit) shrunk to it with OpenCV's default bilinear resize, the other side truncated

@@ -20,7 +20,7 @@ from ..motion.compose import smooth_motion
 from ..motion.video import SourceVideoMotion, source_video_keypoints
 from ..plan import JobPlan
 from .driving import DrivingMotion, pick_reference_frame
-from .frames import limit_size, open_frames, resize_256, resize_to_limit, side_by_side
+from .frames import limit_size, open_frames, resize_256, resize_to_limit, shrink_scale, side_by_side
 from .source import SourceFace
 from .stage import Stage
 
@@ -42,9 +42,9 @@ class SourceCache:
         self.hits = 0
 
     @staticmethod
-    def key(image: np.ndarray, config) -> tuple:
+    def key(image: np.ndarray, config, box_scale=(1.0, 1.0)) -> tuple:
         digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-        return (digest, image.shape, *(repr(getattr(config, f, None)) for f in PREPARE_FIELDS))
+        return (digest, image.shape, tuple(box_scale), *(repr(getattr(config, f, None)) for f in PREPARE_FIELDS))
 
     def get(self, key: tuple) -> list[SourceFace] | None:
         faces = self._items.get(key)
@@ -60,15 +60,15 @@ class SourceCache:
             self._items.popitem(last=False)
 
 
-def prepared_faces(pipeline: "Pipeline", image: np.ndarray) -> list[SourceFace]:
-    """``pipeline.prepare_image(image)``, from the pipeline's ``source_cache`` when it has one."""
+def prepared_faces(pipeline: "Pipeline", image: np.ndarray, box_scale=(1.0, 1.0)) -> list[SourceFace]:
+    """``pipeline.prepare_image(image, box_scale)``, from the pipeline's ``source_cache`` when it has one."""
     cache = getattr(pipeline, "source_cache", None)
     if cache is None:
-        return pipeline.prepare_image(image)
-    key = SourceCache.key(image, pipeline.config)
+        return pipeline.prepare_image(image, box_scale)
+    key = SourceCache.key(image, pipeline.config, box_scale)
     faces = cache.get(key)
     if faces is None:
-        faces = pipeline.prepare_image(image)
+        faces = pipeline.prepare_image(image, box_scale)
         cache.put(key, faces)
     return faces
 
@@ -200,8 +200,9 @@ def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
             from ..media import read_image
 
             image = read_image(src.path)
-        image = limit_size(image, cfg.source_max_dim)
-        faces = prepared_faces(pipeline, image)
+        limited = limit_size(image, cfg.source_max_dim)
+        faces = prepared_faces(pipeline, limited, shrink_scale(image.shape, limited))
+        image = limited
         _check_driving_count(len(drivings), len(faces))
         crops = [f.crop for f in faces]
         frames = pipeline.animate_image(image, faces, drivings)

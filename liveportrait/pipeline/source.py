@@ -14,7 +14,7 @@ from ..config import ANIMAL_PHOTO_ONLY
 from ..errors import InputError
 from ..motion.compose import Motion
 from ..motion.video import SourceVideoMotion
-from .frames import input_name, open_frames, resize_256, resize_to_limit
+from .frames import input_name, open_frames, resize_256, resize_to_limit, shrink_scale
 from .stage import Stage
 
 
@@ -28,13 +28,15 @@ class SourceFace:
 class SourceStage(Stage):
     """Prepares the source: the faces of a photo, or the motion of every frame of a video."""
 
-    def source_crops(self, image: np.ndarray) -> list:
-        """FaceCrops of the source picture (None for --crop none)."""
+    def source_crops(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list:
+        """FaceCrops of the source picture (None for --crop none). ``box_scale``: from the original picture's
+        pixels, in which a crop box is given, to ``image``'s (``frames.shrink_scale``)."""
         cfg = self.config
         if cfg.crop == "none":
             return [None]
         if cfg.crop != "auto":
-            return [self.cropper.crop_from_box(image, cfg.crop, find_face=not cfg.animal)]
+            box = scaled_box(cfg.crop, box_scale)
+            return [self.cropper.crop_from_box(image, box, find_face=not cfg.animal)]
         if cfg.animal:
             from ..face.animal import crop_animal
 
@@ -57,11 +59,11 @@ class SourceStage(Stage):
         except InputError:
             return None, None
 
-    def prepare_image(self, image: np.ndarray) -> list[SourceFace]:
+    def prepare_image(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list[SourceFace]:
         from ..face.mask import PasteBack
 
         faces = []
-        for fc in self.source_crops(image):
+        for fc in self.source_crops(image, box_scale):
             if fc is None:
                 eye, lip = (None, None) if self.config.animal else self._ratios(image)  # no human mesh on a pet
                 prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
@@ -92,7 +94,7 @@ class SourceStage(Stage):
             for i, frame in enumerate(self._progress(reader, total, "source motion")):
                 if limit is not None and i >= limit:
                     break
-                frame = resize_to_limit(frame, cfg.source_video_max_dim)
+                original_shape, frame = frame.shape, resize_to_limit(frame, cfg.source_video_max_dim)
                 if tracks is None:
                     tracks = [_SourceTrack(t, self.animator) for t in self._source_trackers(frame, float(info.fps))]
                 for track in tracks:
@@ -102,7 +104,8 @@ class SourceStage(Stage):
                         # section 2), for source-video eye retargeting and lip normalisation
                         fc, ratios = None, self._ratios(frame)
                     elif cfg.crop != "auto":
-                        fc = self.cropper.crop_from_box(frame, cfg.crop)
+                        fc = self.cropper.crop_from_box(frame, scaled_box(cfg.crop, shrink_scale(original_shape,
+                                                                                                  frame)))
                     else:
                         fc = track.tracker.update(frame)
                     track.add(fc, frame, ratios)
@@ -173,3 +176,11 @@ class _SourceTrack:
             angles=torch.cat([m.angles for m in ms]),
             motion=Motion(*(torch.cat([getattr(m.motion, k) for m in ms]) for k in ("R", "exp", "t", "scale"))),
             eye=np.stack(self.eyes).astype(np.float32), lip=np.stack(self.lips).astype(np.float32))
+
+
+def scaled_box(box: str, scale) -> np.ndarray:
+    """A crop box ("x0,y0,x1,y1" in the original picture's pixels) in those of a copy scaled by ``scale`` (x, y)."""
+    from ..face.geometry import parse_box
+
+    sx, sy = scale
+    return parse_box(box) * np.array([sx, sy, sx, sy])
