@@ -99,8 +99,11 @@ class LivePortraitPipeline:
         """``make_config`` from this pipeline's defaults; animal mode must match the weights loaded."""
         animal = self.variant == "animal"
         base = config or (AnimateConfig().as_animal() if animal else AnimateConfig())
-        config = make_config(base, **options)
-        if config.animal != animal:
+        return self._check_variant(make_config(base, **options))
+
+    def _check_variant(self, config: AnimateConfig) -> AnimateConfig:
+        """Animal mode needs the animal weights and human mode the human ones (checked on every path in)."""
+        if config.animal != (self.variant == "animal"):
             raise InputError(f"this pipeline has the {self.variant} weights: animal={config.animal} needs "
                              f"from_pretrained(variant={'animal' if config.animal else 'human'!r})")
         return config
@@ -117,6 +120,15 @@ class LivePortraitPipeline:
             self._cropper = Cropper()
         return self._cropper
 
+    @property
+    def animal_finder(self):
+        """The cat and dog face finder, made once per pipeline (not per call); it skips human faces."""
+        if getattr(self, "_animal_finder", None) is None:
+            from .face.animal import AnimalFaceFinder
+
+            self._animal_finder = AnimalFaceFinder(human=self.cropper)
+        return self._animal_finder
+
     def _progress(self, iterable, total, desc):
         if self._progress_kwargs.get("disable"):
             return iterable
@@ -131,8 +143,10 @@ class LivePortraitPipeline:
         from .pipeline import Pipeline
 
         c = self.compute
+        self._check_variant(config)
         return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend),
-                        cropper=self.cropper, progress=progress or self._progress, source_cache=self.source_cache)
+                        cropper=self.cropper, progress=progress or self._progress, source_cache=self.source_cache,
+                        animal_finder=self.animal_finder if config.animal else None)
 
     # -- animate ------------------------------------------------------------------------------------
 

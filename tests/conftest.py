@@ -152,6 +152,23 @@ def tiny_weights(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def animal_weights(tmp_path_factory) -> Path:
+    """Tiny networks in the hub's layout: ``liveportrait/`` (human, seed 0, as ``tiny_weights``) and
+    ``liveportrait_animals/base_models_v1.1`` (seed 1, so that loading the wrong folder shows)."""
+    import torch
+
+    from liveportrait.networks import LivePortraitNetworks, ModelConfig
+    from liveportrait.networks.checkpoint import save_released
+
+    root = tmp_path_factory.mktemp("animal_weights")
+    torch.manual_seed(0)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait")
+    torch.manual_seed(1)
+    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait_animals", "base_models_v1.1")
+    return root
+
+
 @pytest.fixture
 def winograd_calls(monkeypatch) -> list[tuple]:
     """Lowers the fast backend's Winograd thresholds so that tiny networks take that path, and records each

@@ -11,23 +11,6 @@ from tests.conftest import skip_or_fail
 
 
 @pytest.fixture(scope="module")
-def animal_weights(tmp_path_factory):
-    """Tiny networks in the hub's layout: liveportrait/ (human) and liveportrait_animals/base_models_v1.1,
-    the animal ones seeded differently so that loading the wrong folder shows."""
-    import torch
-
-    from liveportrait.networks import LivePortraitNetworks, ModelConfig
-    from liveportrait.networks.checkpoint import save_released
-
-    root = tmp_path_factory.mktemp("animal_weights")
-    torch.manual_seed(0)
-    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait")
-    torch.manual_seed(1)
-    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait_animals", "base_models_v1.1")
-    return root
-
-
-@pytest.fixture(scope="module")
 def needs_mediapipe():
     if importlib.util.find_spec("mediapipe") is None:
         skip_or_fail("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")

@@ -42,11 +42,8 @@ def _describe(kinds) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: str,
-                 limits: UploadLimits = UploadLimits()) -> tuple[Path, str]:
-    """The uploaded file and its kind, after checking presence, kind (from its content) and size."""
-    from ..media import media_kind, sniff_kind
-
+def _arrived(path, what: str) -> tuple[Path, int]:
+    """The uploaded file and its size: given, there and not empty, else one line that says which."""
     if path is None or str(path) == "":
         raise InputError(f"Please upload {what} first.")
     p = Path(path)
@@ -55,6 +52,15 @@ def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: s
     size = p.stat().st_size
     if size == 0:
         raise InputError(f"{p.name} is empty.")
+    return p, size
+
+
+def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: str,
+                 limits: UploadLimits = UploadLimits()) -> tuple[Path, str]:
+    """The uploaded file and its kind, after checking presence, kind (from its content) and size."""
+    from ..media import media_kind, sniff_kind
+
+    p, size = _arrived(path, what)
     kind = sniff_kind(p)
     if kind is None:
         # content says nothing definite: trust the name only for formats without a magic number
@@ -96,14 +102,7 @@ def check_audio(path: str | os.PathLike | None, what: str = "a speech recording"
     from ..audio.io import is_audio_file, probe_audio
     from ..media import sniff_kind
 
-    if path is None or str(path) == "":
-        raise InputError(f"Please upload {what} first.")
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"The {what} upload did not arrive ({p.name}); please upload it again.")
-    size = p.stat().st_size
-    if size == 0:
-        raise InputError(f"{p.name} is empty.")
+    p, size = _arrived(path, what)
     kind = sniff_kind(p)
     if kind in ("image", "template") or (kind is None and not is_audio_file(p)):
         raise InputError(f"{p.name} is not {KINDS['audio']}; please upload {what}.")

@@ -18,8 +18,10 @@ class Pipeline(DrivingStage, SourceStage, RenderStage):
     """Prepare a source once, animate a stream of driving motion. Networks and face models load once."""
 
     def __init__(self, networks, config: AnimateConfig | None = None, cropper=None,
-                 progress: Callable[[Iterator, int | None, str], Iterator] | None = None, source_cache=None):
+                 progress: Callable[[Iterator, int | None, str], Iterator] | None = None, source_cache=None,
+                 animal_finder=None):
         self.config = config or AnimateConfig()
+        self._animal_finder = animal_finder  # a face.animal.AnimalFaceFinder to share, or None (made when needed)
         self.source_cache = source_cache  # a render.SourceCache shared by the jobs of one pipeline, or None
         if self.config.backend != "eager" and getattr(networks, "backend", None) != self.config.backend:
             from ..speed import accelerate

@@ -143,10 +143,7 @@ class Progress:
 
 def run_job(pipe, plan, config: AnimateConfig, progress: Progress) -> dict:
     """Animate and write a checked job on a loaded ``LivePortraitPipeline`` (of the job's variant); a summary
-    of what was written."""
-    if getattr(pipe, "variant", "human") != job_variant(config):
-        raise InputError(f"this job needs the {job_variant(config)} weights, but was given a pipeline with the "
-                         f"{pipe.variant} ones")
+    of what was written (a pipeline of the other variant refuses the job: ``LivePortraitPipeline.engine``)."""
     progress.check()
     out = pipe.animate_planned(plan, config, progress=progress)
     progress.total = out.frame_count

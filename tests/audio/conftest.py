@@ -131,3 +131,27 @@ def tiny_audio_model(tiny_audio_weights: Path):
     from liveportrait.audio import AudioMotionModel
 
     return AudioMotionModel.from_pretrained(tiny_audio_weights)
+
+
+@pytest.fixture
+def cli():
+    from liveportrait.cli import main
+
+    return main
+
+
+@pytest.fixture
+def bad(cli, tiny_audio_weights, examples_dir, tmp_path, capsys):
+    """Runs animate with ``-d`` and expects one error line; --weights points nowhere, so an error about the
+    audio proves it was found before any network was loaded."""
+
+    def run(driving, *extra, source=None):
+        code = cli(["animate", "-s", str(source or examples_dir / "source" / "s1.jpg"), "-d", str(driving),
+                    "-o", str(tmp_path / "out.mp4"), "--weights", str(tmp_path / "no_weights_here"),
+                    "--audio-weights", str(tiny_audio_weights), *extra])
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert not (tmp_path / "out.mp4").exists()
+        return code, err
+
+    return run

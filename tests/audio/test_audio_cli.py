@@ -10,13 +10,6 @@ from tests.audio.test_audio_io import tone, write_wav
 from tests.audio.test_audio_stream import speech_3s  # noqa: F401 - a fixture
 
 
-@pytest.fixture
-def cli():
-    from liveportrait.cli import main
-
-    return main
-
-
 def test_photo_and_speech_give_an_mp4_with_the_sound(cli, tiny_weights, tiny_audio_weights, examples_dir,
                                                      speech_3s, tmp_path, capsys):  # noqa: F811
     from liveportrait.media import probe, read_frames
@@ -35,23 +28,6 @@ def test_photo_and_speech_give_an_mp4_with_the_sound(cli, tiny_weights, tiny_aud
     from liveportrait.provenance.verify import verify
 
     assert verify(out).marked  # labelled and watermarked like every output
-
-
-@pytest.fixture
-def bad(cli, tiny_audio_weights, examples_dir, tmp_path, capsys):
-    """Runs animate with ``-d`` and expects one error line; --weights points nowhere, so an error about the
-    audio proves it was found before any network was loaded."""
-
-    def run(driving, *extra, source=None):
-        code = cli(["animate", "-s", str(source or examples_dir / "source" / "s1.jpg"), "-d", str(driving),
-                    "-o", str(tmp_path / "out.mp4"), "--weights", str(tmp_path / "no_weights_here"),
-                    "--audio-weights", str(tiny_audio_weights), *extra])
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1, err
-        assert not (tmp_path / "out.mp4").exists()
-        return code, err
-
-    return run
 
 
 def test_a_corrupt_file(bad, tmp_path):

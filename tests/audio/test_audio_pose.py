@@ -191,43 +191,20 @@ def test_pose_from_a_reference_pickle_and_still(tmp_path):
 # -- the command line and the API -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli():
-    from liveportrait.cli import main
-
-    return main
-
-
-@pytest.fixture
-def refused(cli, tiny_audio_weights, examples_dir, tmp_path, capsys):
-    """animate with --weights pointing nowhere: an error about --pose-from proves it came first."""
-
-    def run(driving, *extra):
-        code = cli(["animate", "-s", str(examples_dir / "source" / "s1.jpg"), "-d", str(driving),
-                    "-o", str(tmp_path / "out.mp4"), "--weights", str(tmp_path / "no_weights_here"),
-                    "--audio-weights", str(tiny_audio_weights), *extra])
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1, err
-        assert not (tmp_path / "out.mp4").exists()
-        return code, err
-
-    return run
-
-
-def test_cli_refuses_bad_pose_sources_before_loading(refused, examples_dir, tmp_path):
+def test_cli_refuses_bad_pose_sources_before_loading(bad, examples_dir, tmp_path):
     speech = tmp_path / "speech.wav"
     write_wav(speech, tone(0.5, 16000), 16000)
-    code, err = refused(speech, "--pose-from", str(tmp_path / "missing.lpt.npz"))
+    code, err = bad(speech, "--pose-from", str(tmp_path / "missing.lpt.npz"))
     assert code == 2 and "--pose-from" in err and "no such file" in err
-    code, err = refused(speech, "--pose-from", str(examples_dir / "source" / "s1.jpg"))
+    code, err = bad(speech, "--pose-from", str(examples_dir / "source" / "s1.jpg"))
     assert code == 2 and "a photo has one pose" in err
     hostile = tmp_path / "hostile.pkl"
     hostile.write_bytes(pickle.dumps({"motion": [Boom()]}))
-    code, err = refused(speech, "--pose-from", str(hostile))
+    code, err = bad(speech, "--pose-from", str(hostile))
     assert code == 5
-    code, err = refused(examples_dir / "driving" / "d0.mp4", "--pose-from", "still")
+    code, err = bad(examples_dir / "driving" / "d0.mp4", "--pose-from", "still")
     assert code == 2 and "--pose-from is for speech driving" in err
-    code, err = refused(speech, "--max-seconds", "-1")
+    code, err = bad(speech, "--max-seconds", "-1")
     assert code == 2 and "--max-seconds" in err
 
 

@@ -59,23 +59,6 @@ def media(examples_dir, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def animal_weights(tmp_path_factory) -> Path:
-    """Tiny networks in the hub's layout: ``liveportrait/`` (human, seed 0, as ``tiny_weights``) and
-    ``liveportrait_animals/base_models_v1.1`` (seed 1, so that loading the wrong folder shows)."""
-    import torch
-
-    from liveportrait.networks import LivePortraitNetworks, ModelConfig
-    from liveportrait.networks.checkpoint import save_released
-
-    root = tmp_path_factory.mktemp("animal_weights")
-    torch.manual_seed(0)
-    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait")
-    torch.manual_seed(1)
-    save_released(LivePortraitNetworks(ModelConfig.tiny()), root / "liveportrait_animals", "base_models_v1.1")
-    return root
-
-
-@pytest.fixture(scope="session")
 def httpx():
     require_module("fastapi", HOW)
     require_module("uvicorn", HOW)

@@ -138,7 +138,7 @@ def test_a_worker_keeps_one_pipeline_per_variant(animal_weights, tiny_weights, m
     assert not all(torch.equal(human_f[k], animal_f[k]) for k in human_f)  # the animal folder's weights
     config = job_config(ANIMAL_JOB)
     plan = check_job(media["dog"], media["driving"], tmp_path / "x.mp4", config)
-    with pytest.raises(InputError, match="needs the animal weights, but was given a pipeline with the human ones"):
+    with pytest.raises(InputError, match="this pipeline has the human weights: animal=True needs"):
         run_job(slot.get("human"), plan, config, Progress())
     without = PipelineSpec(str(tiny_weights), device="cpu", model_config="tiny")
     assert "liveportrait_animals/base_models_v1.1" in without.animal_error()
