@@ -18,7 +18,11 @@ def run_stage(cfg: TrainConfig, resume: str | None = "auto", log=print) -> int:
     try:
         cls = Stage1Trainer if cfg.stage == "stage1" else Stage2Trainer
         trainer = cls(cfg, info, log=log)
-        return trainer.run(resume)
+        step = trainer.run(resume)
+        # every rank reaches the end before any tears its connections down: a rank that closes its gloo
+        # pairs while another still talks to it can abort the other at exit (seen once in CI, SIGABRT)
+        dist_utils.barrier(info)
+        return step
     finally:
         dist_utils.shutdown()
         sys.stdout.flush()
