@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     runner = JobRunner(store, workers, timeout=args.job_timeout)
     mb = args.max_upload_mb
     settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue,
-                              limits=UploadLimits(image_mb=mb, video_mb=mb, template_mb=mb, audio_mb=mb, max_pixels=args.max_pixels,
-                                                  video_seconds=args.max_video_seconds))
+                              limits=UploadLimits(image_mb=mb, video_mb=mb, template_mb=mb, audio_mb=mb,
+                                                  max_pixels=args.max_pixels, video_seconds=args.max_video_seconds))
     app = create_app(store, runner, settings)
     runner.start()
     if not args.quiet:
