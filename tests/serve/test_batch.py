@@ -4,9 +4,10 @@
 Every job of a .jsonl/.csv completes with a marked output and a re-run skips complete outputs; a bad line
 fails the whole batch in one line before any network loads; a Ray worker killed mid-batch is restarted
 and every job still completes; ``--ray auto`` gives the frames a local batch gives; the server's jobs run
-on Ray actors with ``serve --ray``. Animal jobs: a batch mixing human and animal lines finishes both (a
-human photo as an animal job fails with the finder's message), a worker loads one animal pipeline on first
-use, and ``serve --ray`` runs animal jobs on its actors.
+on Ray actors with ``serve --ray``, where a running job can be cancelled and the time limit holds. Animal
+jobs: a batch mixing human and animal lines finishes both (a human photo as an animal job fails with the
+finder's message), a worker loads one animal pipeline on first use, and ``serve --ray`` runs animal jobs on
+its actors.
 """
 
 from __future__ import annotations
@@ -239,3 +240,29 @@ def test_serve_dispatches_jobs_to_ray_workers(ray_address, start_server, media, 
         assert done["person"]["state"] == "failed" and done["person"]["error"].startswith(HUMAN_IN_ANIMAL_JOB), done
         assert client.get("/healthz").json()["pipelines"] == {"human": 1, "animal": 1}
         assert 'liveportrait_pipelines{variant="animal"} 1' in client.get("/metrics").text
+
+
+def test_serve_on_ray_cancels_a_running_job_and_keeps_the_time_limit(ray_address, start_server, media, tmp_path,
+                                                                      httpx):
+    """Under ``serve --ray`` the stop reaches the actor: a running job cancelled ends "cancelled", one past
+    ``--job-timeout`` fails with the time-limit line, and neither leaves a result behind."""
+    for timeout, name in ((None, "cancel"), (1, "time limit")):
+        data = tmp_path / name.replace(" ", "-")
+        server = start_server(data, "--ray", ray_address, *(["--job-timeout", str(timeout)] if timeout else []))
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            job = submit(client, media, driving="long").json()
+            if timeout is None:
+                wait_for(client, job["id"], states=("running",))
+                assert client.delete(f"/v1/jobs/{job['id']}").status_code == 202
+            done = wait_for(client, job["id"], timeout=150)
+            if timeout is None:
+                assert done["state"] == "cancelled" and done["error"] == "cancelled", done
+            else:
+                assert done["state"] == "failed" and done["error"] == "the job ran past its time limit of 1 s", done
+            assert int(done["worker"].rsplit(":", 1)[1]) != server.proc.pid  # it ran in an actor
+            assert client.get(f"/v1/jobs/{job['id']}/result").status_code == 409
+            assert sorted(p.name for p in (data / "jobs" / job["id"]).iterdir()) == ["driving.mp4", "source.jpg"]
+            if timeout is None:  # the actor is free again: a short job after it succeeds
+                after = wait_for(client, submit(client, media).json()["id"])
+                assert after["state"] == "succeeded", after
+        server.stop()
