@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from liveportrait.cli import main
@@ -112,27 +113,40 @@ def test_an_animal_pipeline_starts_from_the_animal_defaults(animal_weights):
         animal._config(None, animal=False)
 
 
-def test_an_unseen_cat_close_up_asks_for_a_box_and_animates_with_one(needs_mediapipe, animal_weights, examples_dir,
-                                                                     tmp_path, capsys):
-    """scikit-image's "chelsea", a tabby cat the finder was never tuned on: a close-up whose ears are cut off,
-    which neither the cat cascades nor MediaPipe find (measured: see the README, "Animals"). The user is told to
-    give a box, and with one the cat is animated."""
+def test_a_cat_close_up_is_found_framed_and_animated(needs_mediapipe, animal_weights, examples_dir, tmp_path,
+                                                      capsys):
+    """scikit-image's "chelsea", a tabby cat close-up whose ears are cut off: no finder look saw it until the
+    picture was also searched on a widened canvas and the mesh placed the eyes (it was in view when those were
+    chosen, so it is no longer an unseen cat). Framed: upright, the eyes near the middle, the head's width
+    about the reference's; then animated without a box."""
     skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) has the cat photo")
     import cv2
 
+    from liveportrait.face import geometry
+    from liveportrait.face.animal import AnimalFaceFinder, crop_animal
     from liveportrait.media import VideoReader, probe
 
+    photo = skimage_data.chelsea()
+    fc = crop_animal(photo, AnimalFaceFinder())
+    right, left = geometry.transform_points(np.array([[170.0, 115.0], [318.0, 135.0]]), fc.M_o2c)  # by eye
+    spacing = float(np.linalg.norm(left - right))
+    assert 0.75 < spacing / (512 / (2.3 * 1.34)) < 1.25, spacing  # as the examples' (measured: 1.18)
+    assert abs(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0]))) < 8  # upright (measured: -3)
+    assert 256 - 60 < (right[0] + left[0]) / 2 < 256 + 60 and 256 - 80 < (right[1] + left[1]) / 2 < 256 + 40
+
     cat = tmp_path / "chelsea.png"
-    cv2.imwrite(str(cat), skimage_data.chelsea()[..., ::-1])
+    cv2.imwrite(str(cat), photo[..., ::-1])
     out = tmp_path / "out" / "cat.mp4"
     code, err = animate(capsys, animal_weights, "--animal", "-s", cat, "-d", examples_dir / "driving/d0.mp4",
                         "-o", out)
-    assert code == 3 and "no cat or dog face was found" in err and "--crop-box" in err
-    assert not out.parent.exists() or not list(out.parent.iterdir())
-    # the whole head, which runs past the picture's top (the crop's border is filled)
-    code, err = animate(capsys, animal_weights, "--animal", "-s", cat, "--crop-box=60,-60,450,330",
-                        "-d", examples_dir / "driving/d0.mp4", "-o", out)
     assert code == 0, err
     with VideoReader(out) as r:
         assert sum(1 for _ in r) == 78
     assert (probe(out).width, probe(out).height) == (512, 512)
+    # a box given by hand, even one that runs past the picture's top (the border is filled)
+    boxed = tmp_path / "out" / "boxed.mp4"
+    code, err = animate(capsys, animal_weights, "--animal", "-s", cat, "--crop-box=60,-60,450,330",
+                        "-d", examples_dir / "driving/d0.mp4", "-o", boxed)
+    assert code == 0, err
+    with VideoReader(boxed) as r:
+        assert sum(1 for _ in r) == 78

@@ -1,29 +1,34 @@
 """Cat and dog faces found with models that ship inside installed wheels: nothing is downloaded.
 
 The reference finds animal faces with X-Pose (a CUDA-only, non-commercial keypoint model). Here two
-models that are already installed share the work (measured on the examples: see the README, "Animals"):
+models that are already installed share the work (measured with ``benchmarks/bench_animal_finder.py``;
+see the README, "Animals"):
 
 1. OpenCV's two cat-face cascades (``cv2.data.haarcascades``) propose boxes. Alone they are not
    enough: the extended cascade misses the ragdoll cat of s39, and both fire on human faces.
    Both cascades run on the plain and the histogram-equalised picture with the loosest grouping,
    so that at least one proposal lands on the face; most proposals are wrong.
 2. MediaPipe's short-range face detector confirms a proposal: run on windows of 1.5, 2 and 3 times
-   the box, it fires on frontal cat and dog faces too (0.73 on s25, 0.63 on s39) and places the eyes,
-   nose and mouth, which frame the crop. A face needs two windows that agree on its eyes.
+   the box, it fires on frontal cat and dog faces too (0.73 on s25, 0.63 on s39). A face needs two
+   windows that agree on its eyes.
+3. MediaPipe's face mesh, run on the confirmed proposal's box, places the eyes, nose and lips: it is
+   not fooled by fur (its face logit is low on animals, so it cannot confirm, only place), and where the
+   detector's eyes are 0.1 to 0.9 eye spacings off, the mesh's are within 0.3 (the examples' pets and
+   their close-ups; scikit-image's tabby "chelsea").
 
+Pets tilt their heads and close-ups cut them off, and both models want an upright, whole face: the
+picture is also searched turned by ``ROTATIONS`` and on a canvas widened by ``PADS`` (edges repeated).
 A proposal that lands on a human face (found by the human face finder) is dropped, so a human photo in
 animal mode says so instead of cropping the wrong thing.
 
-Framing follows the reference's animal crop (spec 6: its 9-point rule with the source's scale 2.3,
-vy -0.125 and rotation). The 9 points (the four eye corners, nose, lip corners, upper and lower lip) are
-approximated from the detector's four: the outer eye corners lie ``EYE_CORNER`` inter-eye distances
-beyond the eye centres and the lip corners ``LIP_CORNER`` either side of the mouth (both estimated by
-eye on s25 and s39). The eye and mouth anchors are then the reference's, and so is the crop's side where the
-eyes' span is the face's widest extent (it is for cats and dogs).
+Framing is the reference's animal crop (spec 6: its 9-point rule with the source's scale 2.3, vy -0.125
+and rotation), on nine mesh points standing for X-Pose's: the four eye corners, the nose tip, the lip
+corners and the upper and lower lip.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -41,11 +46,16 @@ WINDOW_PIXELS = 256  # side the confirmation windows are resampled to
 MIN_SCORE = 0.45  # MediaPipe short-range score that confirms an animal face
 MIN_LOOKS = 2  # a face must be confirmed by this many windows that agree on its eyes (one look can be a fluke)
 SAME_FACE = 0.35  # confirmations whose eye midpoints are this close (in inter-eye distances) are one face
-EYE_CORNER = 0.17
-LIP_CORNER = 0.15
-# both models want upright faces and pets tilt their heads: the picture is also searched turned by these
-# (degrees); on tilted and scaled copies of s25 and s39 this took the faces framed right from 7 of 12 to 11 of 12
+# the picture is also searched turned by these (degrees): on tilted and scaled copies of s25 and s39 this took
+# the faces framed right from 7 of 12 to 11 of 12
 ROTATIONS = (0.0, -20.0, 20.0)
+# and on a canvas this much wider on every side (fractions of its longer side): close-ups cut from s25 and s39
+# framed right went from 11 to 12 of 12, and chelsea was found
+PADS = (0.0, 0.3)
+# mesh points (MediaPipe's 478): eye corners, nose tip, inner lips; and those standing for X-Pose's nine
+# animal points: the four eye corners, nose tip, lip corners, upper and lower lip
+RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS, NOSE_TIP, INNER_LIPS = (33, 133), (362, 263), 1, (13, 14)
+NINE = (*RIGHT_EYE_CORNERS, *LEFT_EYE_CORNERS, NOSE_TIP, 61, 291, 0, 17)
 
 ANIMAL_HINT = "give its position with --crop-box x0,y0,x1,y1"
 
@@ -53,24 +63,30 @@ ANIMAL_HINT = "give its position with --crop-box x0,y0,x1,y1"
 @dataclass
 class AnimalFace:
     """One confirmed animal face: the proposal ``box`` (x0, y0, x1, y1) and ``keypoints`` (4, 2):
-    right eye, left eye, nose tip and mouth (the animal's right is the picture's left), in pixels."""
+    right eye, left eye, nose tip and mouth (the animal's right is the picture's left), in pixels;
+    ``nine``, the framing points placed by the mesh (None until then)."""
 
     box: np.ndarray
     keypoints: np.ndarray
     score: float
+    support: float = 0.0  # the summed scores of every confirmation merged into it (its own score alone: 0)
+    nine: np.ndarray | None = None
 
-    def points(self) -> np.ndarray:
-        """The five-point set whose anchors and width are those of the reference's nine points:
-        outer eye corners, nose, lip corners (geometry's five-point rule). The roll comes from the eyes
-        alone: the nose and mouth are put on the eyes' perpendicular bisector at their distance along it,
-        since the detector's mouth point sits off to one side on animals (by 0.1 of the eyes' spacing on s39)."""
-        right, left, nose, mouth = np.asarray(self.keypoints, np.float64)
-        across = left - right
-        mid = (right + left) / 2
-        down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-6)
-        nose, mouth = (mid + down * float(np.dot(p - mid, down)) for p in (nose, mouth))
-        return np.stack([right - EYE_CORNER * across, left + EYE_CORNER * across, nose,
-                         mouth - LIP_CORNER * across, mouth + LIP_CORNER * across])
+    @property
+    def weight(self) -> float:
+        return self.support or self.score
+
+    def framing_points(self) -> np.ndarray:
+        """The nine points with the nose and lips swung about the eyes' anchor until the eye-to-mouth
+        axis is square to the eye line: the roll comes from the eyes alone, since the mesh (a human model)
+        puts a pet's small mouth off to one side (s39's crop turned 7 degrees too far otherwise)."""
+        pts = np.array(self.nine, np.float64)
+        eye, mouth = geometry.anchor_points(pts)
+        across = (pts[2] + pts[3]) / 2 - (pts[0] + pts[1]) / 2
+        turn = math.atan2(across[0], -across[1]) - math.atan2(*(mouth - eye)[::-1])
+        c, s = math.cos(turn), math.sin(turn)
+        pts[4:] = (pts[4:] - eye) @ np.array([[c, s], [-s, c]]) + eye
+        return pts
 
 
 def _inside(points: np.ndarray, box: np.ndarray) -> bool:
@@ -88,17 +104,18 @@ def _merge(same: list[AnimalFace]) -> AnimalFace:
     weights = np.array([a.score for a in same])
     kp = np.tensordot(weights / weights.sum(), np.stack([a.keypoints for a in same]), axes=1)
     best = max(same, key=lambda a: a.score)
-    return AnimalFace(best.box, kp, best.score)
+    return AnimalFace(best.box, kp, best.score, sum(a.weight for a in same))
 
 
 class AnimalFaceFinder:
     """Cat and dog faces in a still picture (``find``), best first; see the module's notes."""
 
-    def __init__(self, human=None, detector: MediaPipeBackend | None = None):
+    def __init__(self, human=None):
         """``human``: a human ``Cropper`` whose faces are excluded (None: no human check)."""
         self.human = human
-        # the full-range model is never accepted (score > 1): it rejects animals by design
-        self.detector = detector or MediaPipeBackend(full_range_min=1.01, short_range_min=MIN_SCORE)
+        # the full-range model is never accepted (score > 1): it rejects animals by design; the mesh places
+        # points on any face-like thing it is given (its face logit is low on animals: not a test here)
+        self.detector = MediaPipeBackend(full_range_min=1.01, short_range_min=MIN_SCORE, accept_presence=-np.inf)
         self._cascades = None
 
     def proposals(self, image_rgb: np.ndarray) -> list[np.ndarray]:
@@ -146,27 +163,76 @@ class AnimalFaceFinder:
         return _group(hits, MIN_LOOKS)
 
     def find(self, image_rgb: np.ndarray) -> tuple[list[AnimalFace], int]:
-        """(animal faces best first, number of human faces seen). The picture is searched upright and
-        turned by each of ROTATIONS; the faces found are mapped back and those seen in several
-        orientations merged (their keypoints averaged, weighted by score)."""
+        """(animal faces best first, number of human faces seen). The picture is searched as it is and
+        on a canvas widened by each of PADS, upright and turned by each of ROTATIONS; the faces found are
+        mapped back, those seen in several looks merged (keypoints averaged, weighted by score), the
+        best supported first, and each placed by the mesh (dropped where it cannot be)."""
         humans = self._human_boxes(image_rgb)
+        found = [a for pad in PADS for a in self._orientations(image_rgb, pad)
+                 if not any(_inside(a.keypoints[:2], h) for h in humans)]
+        placed = (self._placed(image_rgb, a) for a in _group(found, 1))
+        return [a for a in placed if a is not None], len(humans)
+
+    def _orientations(self, image_rgb: np.ndarray, pad: float) -> list[AnimalFace]:
+        """The faces of each orientation of the picture (on a canvas widened by ``pad``), in its pixels."""
+        picture, unpad = _pad(image_rgb, pad) if pad else (image_rgb, _IDENTITY)
         found = []
         for angle in ROTATIONS:
-            turned, back = _turn(image_rgb, angle)
+            turned, back = _turn(picture, angle)
+            back = _then(back, unpad)
             for a in self._faces_upright(turned):
-                corners = np.array([a.box[[0, 1]], a.box[[2, 1]], a.box[[0, 3]], a.box[[2, 3]]]) @ back[:, :2].T
-                corners += back[:, 2]
-                box = np.concatenate([corners.min(0), corners.max(0)])
-                found.append(AnimalFace(box, a.keypoints @ back[:, :2].T + back[:, 2], a.score))
-        found = [a for a in found if not any(_inside(a.keypoints[:2], h) for h in humans)]
-        return _group(found, 1), len(humans)
+                corners = np.array([a.box[[0, 1]], a.box[[2, 1]], a.box[[0, 3]], a.box[[2, 3]]])
+                corners = corners @ back[:, :2].T + back[:, 2]
+                found.append(AnimalFace(np.concatenate([corners.min(0), corners.max(0)]),
+                                        a.keypoints @ back[:, :2].T + back[:, 2], a.score, a.support))
+        return found
+
+    def _placed(self, image_rgb: np.ndarray, face: AnimalFace) -> AnimalFace | None:
+        """The face with its keypoints and nine framing points from the mesh; None where the mesh puts
+        the eyes outside the proposal's box (the two models disagree on where the face is).
+
+        The mesh runs on the proposal's box, once upright and once turned by the detector's eyes, and
+        the look with the higher face logit is kept: the upright one places close-ups whose detector
+        eyes are far off (chelsea), the turned one tilted heads whose box is loose."""
+        looks = [self.detector.landmarks_with_presence(image_rgb, Face(box=face.box, score=face.score,
+                                                                       keypoints=kp))
+                 for kp in (None, face.keypoints)]
+        placed = []
+        for mesh, logit in (look for look in looks if look is not None):
+            pts = np.asarray(mesh, np.float64)[:, :2]
+            eyes = np.stack([pts[list(RIGHT_EYE_CORNERS)].mean(0), pts[list(LEFT_EYE_CORNERS)].mean(0)])
+            if _inside(eyes, face.box):
+                placed.append((logit, pts, eyes))
+        if not placed:
+            return None
+        _, pts, eyes = max(placed, key=lambda p: p[0])
+        keypoints = np.concatenate([eyes, pts[[NOSE_TIP]], pts[list(INNER_LIPS)].mean(0, keepdims=True)])
+        return AnimalFace(face.box, keypoints, face.score, face.support, pts[list(NINE)])
+
+
+def _pad(image_rgb: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The picture on a canvas ``fraction`` of its longer side wider on every side, edges repeated, and the
+    2x3 affine that maps the canvas's points back."""
+    p = int(fraction * max(image_rgb.shape[:2]))
+    canvas = cv2.copyMakeBorder(image_rgb, p, p, p, p, cv2.BORDER_REPLICATE)
+    return canvas, np.array([[1.0, 0, -p], [0, 1, -p]])
+
+
+_IDENTITY = np.array([[1.0, 0, 0], [0, 1, 0]])
+
+
+def _then(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The 2x3 affine that applies ``first`` and then ``second``."""
+    out = second[:, :2] @ first
+    out[:, 2] += second[:, 2]
+    return out
 
 
 def _turn(image_rgb: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """The picture turned by ``degrees`` (counter-clockwise) on a canvas that holds all of it, edges
     repeated, and the 2x3 affine that maps the turned picture's points back to the original's."""
     if not degrees:
-        return image_rgb, np.array([[1.0, 0, 0], [0, 1, 0]])
+        return image_rgb, _IDENTITY
     h, w = image_rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -185,7 +251,7 @@ def _group(looks: list[AnimalFace], min_looks: int) -> list[AnimalFace]:
         if len(same) >= min_looks:
             faces.append(_merge(same))
         looks = [a for a in looks if not any(a is s for s in same)]
-    return faces
+    return sorted(faces, key=lambda a: -a.weight)
 
 
 def crop_animal(image_rgb: np.ndarray, finder: AnimalFaceFinder, scale: float = geometry.SOURCE_SCALE,
@@ -202,5 +268,5 @@ def crop_animal(image_rgb: np.ndarray, finder: AnimalFaceFinder, scale: float = 
                               f"{ANIMAL_HINT}")
         raise NoFaceError(f"no cat or dog face was found in the picture; if there is one, {ANIMAL_HINT}")
     best = faces[0]
-    rect = geometry.face_rect(best.points(), scale, vx_ratio, vy_ratio)
+    rect = geometry.face_rect(best.framing_points(), scale, vx_ratio, vy_ratio)
     return make_crop(image, rect, SOURCE, None, Face(box=best.box, score=best.score, keypoints=best.keypoints))

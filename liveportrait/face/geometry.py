@@ -53,6 +53,9 @@ def anchor_points(pts: np.ndarray) -> np.ndarray:
     elif n == 68:
         eye = ((pts[36] + pts[39]) / 2 + (pts[42] + pts[45]) / 2) / 2
         mouth = (pts[48] + pts[54]) / 2
+    elif n == 9:  # X-Pose's animal face: eye corners (0, 1) and (2, 3), nose, lip corners (5, 6), lips
+        eye = ((pts[2] + pts[3]) / 2 + (pts[0] + pts[1]) / 2) / 2
+        mouth = (pts[5] + pts[6]) / 2
     elif n == 5:
         eye = (pts[0] + pts[1]) / 2
         mouth = (pts[3] + pts[4]) / 2
