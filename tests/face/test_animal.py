@@ -195,3 +195,23 @@ def test_pictures_without_animals_give_no_animal_face(finder):
         picture = (picture * 255 if picture.max() <= 1 else picture).astype(np.uint8)
         faces, _ = finder.find(np.ascontiguousarray(picture))
         assert not faces, name
+
+
+def test_framing_takes_the_roll_from_the_eyes_alone():
+    """The mesh puts a pet's mouth off to one side: the nose and lips are swung about the eyes' anchor
+    (distances kept) until the eye-to-mouth axis is square to the eye line; the eye corners stay."""
+    from liveportrait.face import geometry
+    from liveportrait.face.animal import AnimalFace
+
+    roll = np.radians(-17.0)
+    turn = np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])
+    # eye corners level, mouth 5 px to the right of the eyes' middle, then the whole face rolled
+    nine = np.array([[0, 0], [10, 0], [30, 0], [40, 0], [25, 20], [15, 30], [35, 30], [25, 28], [25, 34]],
+                    np.float64) @ turn.T + [100, 200]
+    pts = AnimalFace(np.zeros(4), np.zeros((4, 2)), 1.0, nine=nine).framing_points()
+    np.testing.assert_allclose(pts[:4], nine[:4])
+    eye, mouth = geometry.anchor_points(pts)
+    across = (pts[2] + pts[3]) / 2 - (pts[0] + pts[1]) / 2
+    assert abs(np.dot(mouth - eye, across)) < 1e-9
+    np.testing.assert_allclose(np.linalg.norm(pts[4:] - eye, axis=1), np.linalg.norm(nine[4:] - eye, axis=1))
+    assert abs(np.degrees(geometry.face_rect(pts).angle) - -17.0) < 1e-6

@@ -88,6 +88,10 @@ def test_anchor_rules_follow_the_spec_table():
     eye, mouth = geometry.anchor_points(p68)
     np.testing.assert_allclose(eye, ((p68[36] + p68[39]) / 2 + (p68[42] + p68[45]) / 2) / 2)
     np.testing.assert_allclose(mouth, (p68[48] + p68[54]) / 2)
+    p9 = np.random.default_rng(2).normal(size=(9, 2))  # X-Pose's animal face
+    eye, mouth = geometry.anchor_points(p9)
+    np.testing.assert_allclose(eye, np.mean([(p9[2] + p9[3]) / 2, (p9[0] + p9[1]) / 2], 0))
+    np.testing.assert_allclose(mouth, (p9[5] + p9[6]) / 2)
     with pytest.raises(ValueError):
         geometry.anchor_points(np.zeros((7, 2)))
 
