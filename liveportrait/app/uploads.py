@@ -7,7 +7,7 @@ Faces are checked where they are needed (the cropper raises ``NoFaceError``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,12 @@ class UploadLimits:
     def mb(self, kind: str) -> float:
         return {"image": self.image_mb, "video": self.video_mb, "template": self.template_mb,
                 "audio": self.audio_mb}[kind]
+
+    @classmethod
+    def every_kind_at_most(cls, mb: float, **other) -> "UploadLimits":
+        """Limits with every kind's size at ``mb`` (a kind added later is covered too, so the largest
+        upload stays ``mb``), the other fields from ``other`` or the defaults."""
+        return cls(**{f.name: mb for f in fields(cls) if f.name.endswith("_mb")}, **other)
 
     @property
     def largest_mb(self) -> float:

@@ -103,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
     workers = make_workers(args)
     runner = JobRunner(store, workers, timeout=args.job_timeout)
-    mb = args.max_upload_mb
-    settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue,
-                              limits=UploadLimits(image_mb=mb, video_mb=mb, template_mb=mb, audio_mb=mb,
-                                                  max_pixels=args.max_pixels, video_seconds=args.max_video_seconds))
+    limits = UploadLimits.every_kind_at_most(args.max_upload_mb, max_pixels=args.max_pixels,
+                                             video_seconds=args.max_video_seconds)
+    settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue, limits=limits)
     app = create_app(store, runner, settings)
     runner.start()
     if not args.quiet:

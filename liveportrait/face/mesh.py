@@ -28,6 +28,8 @@ RIGHT_EYE = (33, 159, 133, 145)
 LEFT_EYE = (263, 386, 362, 374)
 MOUTH_CORNERS = (61, 291)
 INNER_LIP = (13, 14)  # upper, lower
+OUTER_LIP = (0, 17)  # upper, lower
+NOSE_TIP = 1
 
 # the face oval from ear to ear through the chin (below the eyebrows)
 JAW = (

@@ -33,6 +33,13 @@ def test_upload_checks(tmp_path, examples_dir):
     assert check_upload(examples_dir / "driving/wink.pkl", ("video", "template"), "a driving")[1] == "template"
 
 
+def test_one_size_for_every_kind_leaves_no_kind_larger():
+    """serve's --max-upload-mb: the speech limit (added after the others) once stayed at 200 MB."""
+    limits = UploadLimits.every_kind_at_most(1, video_seconds=5)
+    assert [limits.mb(kind) for kind in ("image", "video", "template", "audio")] == [1, 1, 1, 1]
+    assert limits.largest_mb == 1 and limits.video_seconds == 5 and limits.max_pixels == UploadLimits().max_pixels
+
+
 def test_keyframe_lists():
     keys = parse_keyframes('[{"time": 1.5, "smile": 0.8}, {"time": 0}]')
     assert keys == [Keyframe(1.5, Edit(smile=0.8)), Keyframe(0.0, Edit())]

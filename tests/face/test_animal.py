@@ -208,7 +208,7 @@ def test_framing_takes_the_roll_from_the_eyes_alone():
     # eye corners level, mouth 5 px to the right of the eyes' middle, then the whole face rolled
     nine = np.array([[0, 0], [10, 0], [30, 0], [40, 0], [25, 20], [15, 30], [35, 30], [25, 28], [25, 34]],
                     np.float64) @ turn.T + [100, 200]
-    pts = AnimalFace(np.zeros(4), np.zeros((4, 2)), 1.0, nine=nine).framing_points()
+    pts = AnimalFace(np.zeros(4), np.zeros((4, 2)), 1.0, 1.0, nine=nine).framing_points()
     np.testing.assert_allclose(pts[:4], nine[:4])
     eye, mouth = geometry.anchor_points(pts)
     across = (pts[2] + pts[3]) / 2 - (pts[0] + pts[1]) / 2
