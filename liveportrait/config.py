@@ -132,6 +132,9 @@ class AnimateConfig:
     comparison: bool = False
     save_template: bool = True
     watermark: bool = True
+    # C2PA Content Credentials: a provenance.c2pa.C2paSettings (certificate chain and key, checked when made) signs
+    # every output; None (the default) signs nothing. Not a job option of the server (a file on the server).
+    c2pa: object | None = None
     # compute
     device: str = "cpu"
     precision: str = "fp32"
@@ -170,6 +173,11 @@ class AnimateConfig:
             _choice(self.output_format, "output format", OUTPUT_FORMATS)
         _need(isinstance(self.crf, int) and 0 <= self.crf <= 51, f"crf must be 0 to 51, got {self.crf!r}")
         _choice(self.audio_from, "audio from", AUDIO_FROM)
+        if self.c2pa is not None:
+            from .provenance.c2pa import C2paSettings
+
+            _need(isinstance(self.c2pa, C2paSettings), "c2pa must be None or C2paSettings(cert, key) made in "
+                  f"Python (a server's jobs cannot name one), got {type(self.c2pa).__name__}")
         _choice(self.device, "device", DEVICES)
         _choice(self.precision, "precision", PRECISIONS)
         _need(isinstance(self.batch_size, int) and self.batch_size >= 1,

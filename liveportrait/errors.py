@@ -45,3 +45,14 @@ class MissingExtraError(LivePortraitError):
     """A command needs an optional part of the install (a pip extra) that is not installed."""
 
     exit_code = 7
+
+
+class CredentialsError(LivePortraitError):
+    """The C2PA signing credentials (certificate chain and key) are missing, unreadable, malformed, expired,
+    do not belong together, or the C2PA SDK refuses them. ``reason`` says so without the files' paths."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message

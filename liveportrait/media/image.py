@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InputError
 from ..provenance import NotGenerated, Stamp, writer_stamp
+from ..provenance.c2pa import sign_output
 from ._files import PathLike, atomic_output, by_extension, check_input_file, read_head
 
 # 100 megapixels is about 10000x10000; larger images are refused before decoding (decompression bombs)
@@ -273,6 +274,7 @@ def write_image(
         kwargs["lossless"] = True
     with atomic_output(path) as tmp:
         pil.save(tmp, format=fmt, **kwargs)
+        sign_output(stamp, tmp, Path(path))  # a C2PA manifest when the stamp has credentials, before the rename
     return Path(path)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError, LivePortraitError, OutputError
 from ..provenance import NotGenerated, Stamp, writer_stamp
+from ..provenance.c2pa import sign_output
 from ._audio import AudioTrack, open_audio_track
 from ._files import (
     PathLike,
@@ -294,6 +295,7 @@ class _AtomicSink:
             return self.path
         try:
             self._finish()
+            sign_output(getattr(self, "stamp", None), self._tmp, self.path)  # C2PA, when the stamp has credentials
             commit(self._tmp, self.path)
         except BaseException:
             self.abort()

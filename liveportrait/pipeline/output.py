@@ -59,7 +59,9 @@ def _write_outputs(r: Rendering, plan: JobPlan, pipeline: Pipeline) -> Animation
 
     cfg = pipeline.config
     out_path, comparison_path = plan.output, plan.comparison if r.comparison else None
-    stamp = Stamp(watermark=cfg.watermark)
+    from ..provenance.c2pa import for_plan  # C2PA Content Credentials, when the config has a certificate
+
+    stamp = Stamp(watermark=cfg.watermark, c2pa=for_plan(cfg, plan))
     if r.still:
         from ..media import write_image
 

@@ -6,7 +6,12 @@ Two independent marks go into every image, gif and video that liveportrait write
 * an invisible watermark in the pixels (:mod:`.watermark`) carrying the tool id and the run id,
   which survives re-encoding, resizing to half size and cropping.
 
-``liveportrait verify FILE`` reports both (:func:`liveportrait.provenance.verify.verify`).
+With a signing certificate (:mod:`.c2pa`), a third: a C2PA manifest (Content Credentials) signed into
+every mp4, jpg, png, gif, webp and tiff, saying the file was created by a trained algorithm (liveportrait,
+its version, backend and precision) from the source and driving (by hash); ``Stamp(c2pa=...)`` carries it
+to the writers, which sign before the final rename.
+
+``liveportrait verify FILE`` reports all three (:func:`liveportrait.provenance.verify.verify`).
 
 The writers of :mod:`liveportrait.media` apply both themselves (``write_image``, ``VideoWriter``,
 ``GifWriter``, ``PngSequenceWriter``, ``open_writer``, ``write_video``, ...): a command only says which
@@ -55,11 +60,14 @@ __all__ = [
 
 @dataclass
 class Stamp:
-    """Label and watermark of one run.  ``watermark=False`` keeps the label and skips the pixels."""
+    """Label and watermark of one run.  ``watermark=False`` keeps the label and skips the pixels; ``c2pa``
+    (:class:`.c2pa.ContentCredentials`, from :func:`.c2pa.content_credentials`) also signs every file."""
 
     run_id: str = field(default_factory=new_run_id)
     watermark: bool = True
     strength: float | None = None
+    # C2PA Content Credentials (a .c2pa.ContentCredentials): the writers sign every file with them; None signs nothing
+    c2pa: object | None = None
 
     def __post_init__(self):
         self.label = label(self.run_id)

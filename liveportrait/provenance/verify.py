@@ -1,4 +1,4 @@
-"""Check one file: is it labelled, is it watermarked, and with which run id."""
+"""Check one file: is it labelled, is it watermarked, with which run id, and its C2PA manifest (if any)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,14 @@ class VerifyReport:
     kind: str  # "image" or "video"
     metadata: dict | None
     watermark: Detection
+    c2pa: dict | None = None  # the C2PA manifest (provenance.c2pa.read_manifest); None when not looked at
 
     @property
     def marked(self) -> bool:
-        """Marked when either the label or the pixel watermark is present."""
-        return self.metadata is not None or self.watermark.found
+        """Marked when the label, the pixel watermark or a C2PA manifest made by liveportrait is present."""
+        m = self.c2pa or {}
+        signed = bool(m.get("present")) and "liveportrait" in (m.get("claim_generator") or [])
+        return self.metadata is not None or self.watermark.found or signed
 
     @property
     def run_ids_agree(self) -> bool | None:
@@ -45,7 +48,31 @@ class VerifyReport:
             "metadata": self.metadata,
             "watermark": self.watermark.as_dict(),
             "run_ids_agree": self.run_ids_agree,
+            "c2pa": self.c2pa,
+            "summary": self.c2pa_summary,
         }
+
+    @property
+    def c2pa_summary(self) -> str:
+        """One line on the manifest and the marks together (what ``verify`` prints as its ``c2pa:`` line)."""
+        m = self.c2pa or {}
+        wm = "the invisible watermark is still there" if self.watermark.found else "no watermark was found either"
+        if not m.get("checked"):
+            return m.get("note") or "C2PA not checked"
+        if not m.get("present"):
+            if not m.get("signable", True):
+                return f"no C2PA manifest: {Path(self.path).suffix} files cannot carry one; {wm}"
+            if self.watermark.found or self.metadata is not None:
+                return ("no C2PA manifest: this file was not signed, or another tool re-encoded it or stripped its "
+                        f"metadata after signing (which removes the manifest); {wm}")
+            return "no C2PA manifest"
+        if m.get("changed_after_signing"):
+            return "C2PA manifest INVALID: the file changed after it was signed"
+        state = m.get("validation_state")
+        if state in ("Valid", "Trusted"):
+            trust = "signer on a trust list" if state == "Trusted" else "signer not on a trust list"
+            return f"C2PA manifest valid ({trust}): the file is unchanged since it was signed"
+        return f"C2PA manifest {state or 'unknown'}: {', '.join(m.get('status') or []) or 'no reason given'}"
 
 
 def _rgb(im) -> np.ndarray:
@@ -140,4 +167,6 @@ def verify(
         raise InputError(f"{path}: cannot decode ({exc})") from None
     if count == 0:
         raise InputError(f"{path}: no frames to examine")
-    return VerifyReport(path=str(path), kind=kind, metadata=metadata, watermark=det)
+    from .c2pa import read_manifest
+
+    return VerifyReport(path=str(path), kind=kind, metadata=metadata, watermark=det, c2pa=read_manifest(path))
