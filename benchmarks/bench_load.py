@@ -1,4 +1,6 @@
-"""Checkpoint loading time: released .pth (weights_only) against safetensors.
+"""Checkpoint loading time: released .pth (weights_only) against safetensors, and ``from_pretrained``
+(networks built on the meta device, the files' tensors taken as they are) against building the networks
+on the CPU first (random initialisation and 18 spectral-norm SVDs that the checkpoint then overwrites).
 
     python benchmarks/bench_load.py [WEIGHTS_DIR]
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from liveportrait.bench import machine_description
 from liveportrait.networks import LivePortraitNetworks
 from liveportrait.networks.checkpoint import convert_to_safetensors, resolve_layout
 
@@ -44,13 +47,17 @@ def main() -> None:
         src = Path(sys.argv[1]) if len(sys.argv) > 1 else synth(Path(tmp) / "pth")
         st = Path(tmp) / "safetensors"
         convert_to_safetensors(resolve_layout(src), st)
-        nets = LivePortraitNetworks()
-        t_pth = best_of(lambda: nets.load_layout(resolve_layout(src)))
-        t_st = best_of(lambda: nets.load_layout(resolve_layout(st)))
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        print(f"{'format':<14}{'load all five (s)':>20}")
-        print(f"{'.pth':<14}{t_pth:>20.3f}")
-        print(f"{'safetensors':<14}{t_st:>20.3f}")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine_description()}")
+        print(f"{'format':<14}{'from_pretrained (s)':>22}{'build on CPU + load (s)':>26}")
+        for name, folder in ((".pth", src), ("safetensors", st)):
+            # interleaved, best of 3 each: timings drift minute to minute
+            fast, slow = [], []
+            for _ in range(3):
+                fast.append(best_of(lambda: LivePortraitNetworks.from_pretrained(folder, locate=False), 1))
+                slow.append(best_of(lambda: LivePortraitNetworks().load_layout(resolve_layout(folder)), 1))
+            print(f"{name:<14}{min(fast):>22.3f}{min(slow):>26.3f}")
+        print("from_pretrained maps the files: their pages are read on the first frame, not here")
+
 
 
 if __name__ == "__main__":

@@ -163,10 +163,12 @@ class SpectralNormConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.register_buffer("weight_u", torch.zeros(out_channels))
         self.register_buffer("weight_v", torch.zeros(in_channels * kernel_size * kernel_size))
+        self._cache: tuple | None = None
+        if self.weight_orig.is_meta:
+            return  # built to receive a checkpoint: its weights and vectors replace these
         nn.init.kaiming_uniform_(self.weight_orig, a=5**0.5)
         with torch.no_grad():
             self.reset_spectral_vectors()
-        self._cache: tuple | None = None
 
     @torch.no_grad()
     def reset_spectral_vectors(self) -> None:

@@ -234,10 +234,15 @@ def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: 
         raise WeightsError(f"{source}: does not match the network: {shown}")
 
 
-def load_module(module: nn.Module, path: str | os.PathLike, name: str) -> nn.Module:
+def load_module(module: nn.Module, path: str | os.PathLike, name: str, assign: bool = False) -> nn.Module:
+    """Load one module's file into ``module`` (names and shapes checked first). With ``assign`` the file's
+    tensors (in the module's dtypes) become the module's parameters and buffers instead of being copied in."""
     state = read_state_dict(path, name)
     check_state_dict(module, state, str(path))
-    module.load_state_dict(state, strict=True)
+    if assign:
+        expected = module.state_dict()
+        state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=assign)
     return module
 
 

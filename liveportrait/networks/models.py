@@ -50,12 +50,14 @@ class LivePortraitNetworks(nn.Module):
     def S(self) -> StitchingRetargeting:
         return self.stitching_retargeting_module
 
-    def load_layout(self, layout: WeightsLayout) -> "LivePortraitNetworks":
+    def load_layout(self, layout: WeightsLayout, assign: bool = False) -> "LivePortraitNetworks":
+        """Every module's weights from ``layout``; ``assign`` takes the loaded tensors as the parameters
+        (for networks built on the meta device: nothing allocated twice, nothing initialised in vain)."""
         for name in MODULES:
             path = layout.file(name)
             if path is None:
                 raise FileNotFoundError(layout.stem(name))
-            load_module(getattr(self, name), path, name)
+            load_module(getattr(self, name), path, name, assign=assign)
         return self.eval()
 
     @classmethod
@@ -92,9 +94,11 @@ class LivePortraitNetworks(nn.Module):
             config = ModelConfig.named(config)
         if config is None:
             config = infer_config(layout)
-        with torch.device("cpu"):
+        # built on the meta device: no random initialisation, no spectral-norm SVDs and no allocation that the
+        # checkpoint would overwrite; the loaded tensors become the parameters
+        with torch.device("meta"):
             nets = cls(config)
-        return nets.load_layout(layout)
+        return nets.load_layout(layout, assign=True)
 
 
 def infer_config(layout: WeightsLayout) -> ModelConfig:

@@ -270,3 +270,25 @@ def test_released_synthetic_weights_load(synthetic_weights):
     assert n_params == {"appearance_feature_extractor": 836_224, "motion_extractor": 28_118_728,
                         "warping_module": 45_529_829, "spade_generator": 55_365_388,
                         "stitching_retargeting_module": 227_263}
+
+
+def test_from_pretrained_builds_nothing_the_checkpoint_overwrites(tiny_weights, monkeypatch):
+    """Loading must not run random initialisation or the spectral norms' SVDs (seconds of waste at full
+    size): the networks are built on the meta device and take the file's tensors as they are."""
+    calls = []
+
+    def counted(name, real):
+        def wrapper(tensor, *args, **kwargs):
+            if not tensor.is_meta:  # work on real memory (on the meta device it costs nothing)
+                calls.append(name)
+            return real(tensor, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(torch.linalg, "svd", counted("svd", torch.linalg.svd))
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", counted("kaiming_uniform_", torch.nn.init.kaiming_uniform_))
+    nets = LivePortraitNetworks.from_pretrained(tiny_weights, locate=False)
+    assert calls == []
+    tensors = dict(nets.named_parameters()) | dict(nets.named_buffers())
+    assert not [k for k, v in tensors.items() if v.is_meta or v.device.type != "cpu"]
+    torch.manual_seed(0)
+    assert_same_weights(nets, LivePortraitNetworks(ModelConfig.tiny()))
