@@ -77,3 +77,30 @@ def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
         if not found:
             raise MissingExtraError(f"{what} needs the '{extra}' extra, which is not installed (no module {module}): "
                                     f"run `bash scripts/install.sh {extra}` (or `pip install -e '.[{extra}]'`)")
+
+
+def add_c2pa_arguments(parser) -> None:
+    """``--c2pa-cert``, ``--c2pa-key`` and ``--c2pa-tsa`` in their own group (what ``c2pa_settings`` reads);
+    imports nothing, so that ``--help`` stays fast."""
+    g = parser.add_argument_group("content credentials (C2PA)")
+    g.add_argument("--c2pa-cert", metavar="PEM", default=None,
+                   help="sign every output with a C2PA manifest using this certificate chain (signing certificate "
+                        "first; default: $LIVEPORTRAIT_C2PA_CERT); needs --c2pa-key and the c2pa extra")
+    g.add_argument("--c2pa-key", metavar="PEM", default=None,
+                   help="the certificate's private key, unencrypted PEM (default: $LIVEPORTRAIT_C2PA_KEY)")
+    g.add_argument("--c2pa-tsa", metavar="URL", default=None,
+                   help="RFC 3161 time-stamp authority contacted for each signature (default: $LIVEPORTRAIT_C2PA_TSA; "
+                        "without one nothing is contacted)")
+
+
+def c2pa_settings(args):
+    """The checked ``provenance.c2pa.C2paSettings`` of the command line (or the environment), None when no
+    certificate was given; made once per parsed command line. Bad credentials: one CredentialsError (exit
+    code 8), before any network loads."""
+    if not hasattr(args, "_c2pa_settings"):
+        from ..provenance.c2pa import C2paSettings
+
+        args._c2pa_settings = C2paSettings.from_options(getattr(args, "c2pa_cert", None),
+                                                        getattr(args, "c2pa_key", None),
+                                                        getattr(args, "c2pa_tsa", None))
+    return args._c2pa_settings

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="do not save the driving video's motion as a template next to the output")
     io.add_argument("--no-watermark", action="store_true",
                     help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
+    from . import add_c2pa_arguments
+
+    add_c2pa_arguments(p)  # --c2pa-cert, --c2pa-key, --c2pa-tsa (content credentials)
 
     motion = p.add_argument_group("motion")
     motion.add_argument("--absolute", action="store_true",
@@ -181,6 +184,9 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
         backend=backend)
+    from . import c2pa_settings
+
+    config = config.but(c2pa=c2pa_settings(args))  # C2PA credentials checked here, before any network loads
     return config.as_animal() if args.animal else config
 
 

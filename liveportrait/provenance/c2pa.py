@@ -472,3 +472,4 @@ def read_manifest(path: str | os.PathLike) -> dict:
         status=failures,
     )
     return out
+
