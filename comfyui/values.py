@@ -148,7 +148,8 @@ def write_wav(audio: dict, folder: str | os.PathLike | None = None) -> Path:
 
     check_audio(audio)
     samples = audio["waveform"][0].detach().float().cpu().numpy()  # (C, T)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").T.copy()  # (T, C) interleaved
+    # x * 32768, as 16-bit audio decodes to x = n / 32768: a sound that came from a 16-bit file is written back exactly
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").T.copy()  # (T, C) interleaved
     fd, name = tempfile.mkstemp(suffix=".wav", prefix="lp_comfy_", dir=folder)
     os.close(fd)
     with wave.open(name, "wb") as w:

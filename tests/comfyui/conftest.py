@@ -194,13 +194,13 @@ class CoreStandIns:
     ``LoadImage`` (image -> IMAGE, MASK), ``LoadAudio`` (audio -> AUDIO), ``LoadVideo`` (file -> VIDEO),
     ``GetVideoComponents`` (video -> images IMAGE, audio AUDIO, fps FLOAT), ``SaveImage`` (images, filename_prefix).
     Files are read from the stand-in input folder; ``LoadVideo`` keeps the first ``max_frames`` frames (to keep
-    the tests short on a CPU)."""
+    the tests short on a CPU) and ``LoadAudio`` the first ``max_seconds``."""
 
-    def __init__(self, state: StandIns, max_frames: int = 3):
-        self.state, self.max_frames = state, max_frames
+    def __init__(self, state: StandIns, max_frames: int = 3, max_seconds: float | None = None):
+        self.state, self.max_frames, self.max_seconds = state, max_frames, max_seconds
 
     def classes(self) -> dict[str, type]:
-        state, max_frames = self.state, self.max_frames
+        state, max_frames, max_seconds = self.state, self.max_frames, self.max_seconds
 
         class LoadImage:
             RETURN_TYPES = ("IMAGE", "MASK")
@@ -228,7 +228,7 @@ class CoreStandIns:
                 return {"required": {"audio": (sorted(p.name for p in state.input.iterdir()),)}}
 
             def load(self, audio):
-                return (read_audio(state.input / audio),)
+                return (read_audio(state.input / audio, max_seconds),)
 
         class LoadVideo:
             RETURN_TYPES = ("VIDEO",)
