@@ -253,7 +253,11 @@ class MotionFromFrames:
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise NodeError(f"MotionFromFrames: fps must be a positive number, got {fps!r}")
         progress = host.Progress(int(images.shape[0]))
-        template = pipe.motion(iter_frames_u8(images, progress), crop_driving=crop_driving)
+        if int(images.shape[0]) == 1:  # one picture: a driving image, as the library treats a photo
+            progress.step()
+            template = pipe.motion(frame_u8(images, 0), crop_driving=crop_driving)
+        else:
+            template = pipe.motion(iter_frames_u8(images, progress), crop_driving=crop_driving)
         return (LPMotion("template", replace(template, fps=fraction(fps)), audio=audio),)
 
 

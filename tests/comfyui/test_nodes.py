@@ -376,3 +376,43 @@ def test_bad_options_and_wrong_values_are_one_line(nodes, pipe, photo):
         call(nodes, "LivePortraitLoad", weights="auto", variant="human", precision="fp32", device="cpu",
              weights_dir="/no/such/folder")
     assert "does not exist" in one_line(e)
+
+
+def test_bad_inputs_to_the_remaining_nodes_are_one_line(nodes, pipe, photo):
+    from liveportrait_comfy_pack.values import LPMotion, NodeError
+
+    edit = LPMotion("edit", controls={"smile": 0.5})
+    with pytest.raises(NodeError) as e:
+        call(nodes, "LivePortraitSaveMotion", motion=edit, filename_prefix="x")
+    assert "only a motion template" in one_line(e)
+    with pytest.raises(NodeError) as e:
+        call(nodes, "LivePortraitMotionsPerFace", motion_1=edit, motion_2=edit)
+    assert "motion_1 must be a motion template" in one_line(e)
+    with pytest.raises(NodeError) as e:
+        call(nodes, "LivePortraitSaveVideo", frames=torch.zeros((8, 8, 3)), fps=25.0, filename_prefix="x",
+             format="mp4")
+    assert "rank 3" in one_line(e)
+    with pytest.raises(NodeError) as e:
+        call(nodes, "LivePortraitSaveVideo", frames=torch.zeros((1, 8, 8, 3)), fps=25.0, filename_prefix="../x",
+             format="mp4")
+    assert "plain file name" in one_line(e)
+
+
+def test_save_video_writes_the_label_and_a_cancel_leaves_no_file(nodes, comfy, photo):
+    import sys
+
+    from liveportrait.provenance import Stamp
+    from liveportrait.provenance.verify import verify
+
+    stamp = Stamp()
+    frames = to_image(np.stack([stamp.mark(photo[:256, :256])] * 4))
+    (path,) = call(nodes, "LivePortraitSaveVideo", frames=frames, fps=25.0, filename_prefix="clip", format="mp4")
+    report = verify(path)
+    assert report.metadata["run_id"] == stamp.run_id and report.watermark.found and report.run_ids_agree
+    assert comfy.bars[-1].current == 4
+    interrupt = sys.modules["comfy.model_management"].InterruptProcessingException
+    comfy.checks, comfy.interrupt_after_checks = 0, 2
+    with pytest.raises(interrupt):
+        call(nodes, "LivePortraitSaveVideo", frames=frames, fps=25.0, filename_prefix="clip", format="mp4")
+    comfy.interrupt_after_checks = None
+    assert sorted(p.name for p in comfy.output.iterdir()) == ["clip_00001.mp4"]
