@@ -137,7 +137,11 @@ class AppBackend:
         self.sources = _LRU(cache_size)
         self.driven = _LRU(cache_size)
         self.watermark = watermark
-        self.stamp = Stamp(watermark=watermark)
+        from ..provenance.c2pa import content_credentials
+
+        # one run id for the app's session; signed with C2PA when the pipeline signs (from_pretrained(c2pa=...))
+        self.stamp = Stamp(watermark=watermark, c2pa=content_credentials(
+            getattr(pipe, "c2pa", None), backend=pipe.compute.backend, precision=pipe.compute.precision))
         self._animal = animal
         self._animal_lock = threading.Lock()
         self.audio_weights = audio_weights
@@ -271,7 +275,8 @@ class AppBackend:
         if not 1 <= fps <= 60:
             raise InputError("fps must be between 1 and 60")
         return self.editor.animate(src, keys, self._out("keyframes.mp4"), fps=fps, method=method,
-                                   stitching=bool(stitching), progress=progress, watermark=self.watermark)
+                                   stitching=bool(stitching), progress=progress, watermark=self.watermark,
+                                   c2pa=self.stamp.c2pa)
 
     # -- Animate tab ---------------------------------------------------------------------------------
 

@@ -207,14 +207,15 @@ class Editor:
     def animate(self, src: EditSource, keyframes: Sequence[Keyframe], output: str | os.PathLike, fps: float = 25,
                 duration: float | None = None, method: str = "catmull-rom", stitching: bool = True,
                 paste_back: bool = True, batch_size: int = 1, progress: Progress | None = None,
-                watermark: bool = True, crf: int = 18) -> Path:
-        """Write a keyframed edit as a video (any VideoWriter format: .mp4, .mov, .mkv)."""
+                watermark: bool = True, crf: int = 18, c2pa=None) -> Path:
+        """Write a keyframed edit as a video (any VideoWriter format: .mp4, .mov, .mkv); ``c2pa``: C2PA
+        Content Credentials (``provenance.c2pa.ContentCredentials``) to sign it with."""
         from ..media import VideoWriter
         from ..provenance import Stamp
 
         progress = progress or _no_progress
         total = len(frame_times(keyframes, fps, duration))
-        stamp = Stamp(watermark=watermark)
+        stamp = Stamp(watermark=watermark, c2pa=c2pa)
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         rate = Fraction(fps).limit_denominator(1001)
@@ -278,7 +279,11 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
         raise NoFaceError(f"{source}: no face landmarks in the video, so its eyes and lips cannot be retargeted")
     anim = pipeline.animator
     x_d = retarget_keypoints(src, anim.networks.S, anim.lip_array.cpu(), eye_ratio, lip_ratio, smooth, silent)
-    stamp = Stamp(watermark=pipeline.config.watermark)
+    from ..provenance.c2pa import content_credentials
+
+    cfg = pipeline.config  # C2PA Content Credentials when the pipeline signs, with the source video as ingredient
+    stamp = Stamp(watermark=cfg.watermark, c2pa=content_credentials(cfg.c2pa, backend=cfg.backend,
+                                                                     precision=cfg.precision, source=source))
     output.parent.mkdir(parents=True, exist_ok=True)
     frames = pipeline.animate_video(source, src, x_d)
     with VideoWriter(output, info.fps, crf=crf, audio_from=source if info.has_audio else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import HelpFormatter, number
+from . import HelpFormatter, c2pa_settings, number
 from .serve import add_pipeline_arguments, make_workers, pipeline_spec
 
 
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..serve.batch import check_animal_weights, preload, read_jobs, run_batch
 
+    c2pa_settings(args)  # bad C2PA credentials: one line and exit code 8, before any job is read
     jobs = read_jobs(args.jobs, args.job_timeout)  # every line checked before a network loads
     if all(j.complete for j in jobs) and not args.force:
         print(f"all {len(jobs)} jobs are done already (--force runs them again)", file=sys.stderr)

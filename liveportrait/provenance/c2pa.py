@@ -125,6 +125,23 @@ class C2paSettings:
             raise CredentialsError(f"C2PA signing needs a certificate chain and its key: {missing} is missing")
         return cls(Path(cert), Path(key), tsa_url)
 
+    @classmethod
+    def coerce(cls, value) -> "C2paSettings | None":
+        """What the Python API takes as ``c2pa=``: None (no signing), a C2paSettings, a (cert, key) or
+        (cert, key, tsa_url) pair of paths, or a dict with ``cert``, ``key`` and optionally ``tsa_url``."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"cert", "key", "tsa_url"}
+            if unknown or not {"cert", "key"} <= set(value):
+                raise CredentialsError(f"c2pa= takes a dict with cert, key and optionally tsa_url, got "
+                                       f"{sorted(value)}")
+            return cls(value["cert"], value["key"], value.get("tsa_url"))
+        if isinstance(value, (tuple, list)) and len(value) in (2, 3):
+            return cls(*value)
+        raise CredentialsError(f"c2pa= takes None, C2paSettings(cert, key), (cert, key) or a dict, got "
+                               f"{type(value).__name__}")
+
     def read(self) -> tuple[bytes, bytes]:
         """(certificate chain, key) as PEM bytes; CredentialsError when a file is missing or unreadable."""
         return _read(self.cert, "certificate chain"), _read(self.key, "private key")

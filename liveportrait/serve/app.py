@@ -45,6 +45,7 @@ class ServerSettings:
     limits: UploadLimits = UploadLimits()
     queue_size: int = 16  # jobs waiting (not counting those running) before 429
     max_idempotency_key: int = 200
+    c2pa: object | None = None  # provenance.c2pa.C2paSettings the results are signed with: checked at each submission
 
 
 class ApiError(Exception):
@@ -137,6 +138,8 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
             raise full()
         opts = _parse_options(options)
         config = job_config(opts)
+        if settings.c2pa is not None:
+            _check_c2pa(settings.c2pa)  # credentials that expired or went away since the start: 422, nothing queued
         if config.animal and runner.workers.animal_error() is not None:
             from .workers import ANIMAL_WEIGHTS_MISSING
 
@@ -236,6 +239,15 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
         return "\n".join(lines) + "\n"
 
     return app
+
+
+def _check_c2pa(c2pa) -> None:
+    from ..errors import CredentialsError
+
+    try:
+        c2pa.check()
+    except CredentialsError as exc:  # the reason without the server's paths
+        raise ApiError(422, f"this server cannot sign results with C2PA: {exc.reason}") from None
 
 
 def _disk_full(exc: BaseException) -> bool:
