@@ -37,6 +37,8 @@ PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 BACKENDS = ["auto", "eager", "fast", "compile", "onnxruntime", "openvino"]
 TEMPLATE_SUFFIXES = (".pkl", ".lpt.npz")
+SWITCH = ["auto", "on", "off"]
+AUTO_NOTE = "auto: the library's default for the weights (on for human, off for animal, as the reference)"
 LABEL_NOTE = ("IMAGE tensors cannot carry the file label that marks the result as generated; the frames carry the "
               "invisible watermark. Keep the label by saving with 'Save video (LivePortrait)', or check a file "
               "with `liveportrait verify FILE`.")
@@ -436,7 +438,7 @@ class Animate:
                 "multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05}),
                 "relative": ("BOOLEAN", {"default": True}),
                 "driving_option": (DRIVING_OPTIONS, {"default": "expression-friendly"}),
-                "stitching": ("BOOLEAN", {"default": True}),
+                "stitching": (SWITCH, {"default": "auto", "tooltip": AUTO_NOTE}),
                 "eye_retargeting": ("BOOLEAN", {"default": False}),
                 "lip_retargeting": ("BOOLEAN", {"default": False}),
                 "normalize_lip": ("BOOLEAN", {"default": False}),
@@ -444,7 +446,7 @@ class Animate:
                                             "tooltip": "the driving frame taken as neutral; -1: auto"}),
                 "smooth": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 1e-7,
                                      "tooltip": "Kalman smoothing of a photo's driving motion (0: off)"}),
-                "paste_back": ("BOOLEAN", {"default": True}),
+                "paste_back": (SWITCH, {"default": "auto", "tooltip": AUTO_NOTE}),
             },
             "optional": {
                 "watermark": ("BOOLEAN", {"default": True, "tooltip": "the invisible mark in the frames"}),
@@ -463,12 +465,13 @@ class Animate:
             raise NodeError("Animate: motion must come from a LivePortrait motion node")
         stamp = Stamp(watermark=bool(watermark))
         if motion.kind == "edit":
-            return self._edit(pipe, source, motion, stitching, paste_back, stamp)
+            switches = {"stitching": True, "paste_back": True, **_switches(stitching=stitching, paste_back=paste_back)}
+            return self._edit(pipe, source, motion, switches["stitching"], switches["paste_back"], stamp)
         options = dict(source.options, region=region, multiplier=float(multiplier), relative=bool(relative),
-                       driving_option=driving_option, stitching=bool(stitching),
-                       eye_retargeting=bool(eye_retargeting), lip_retargeting=bool(lip_retargeting),
-                       normalize_lip=bool(normalize_lip), reference_frame="auto" if reference_frame < 0 else
-                       int(reference_frame), smooth=float(smooth), paste_back=bool(paste_back))
+                       driving_option=driving_option, eye_retargeting=bool(eye_retargeting),
+                       lip_retargeting=bool(lip_retargeting), normalize_lip=bool(normalize_lip),
+                       reference_frame="auto" if reference_frame < 0 else int(reference_frame), smooth=float(smooth))
+        options.update(_switches(stitching=stitching, paste_back=paste_back))
         src = source.video_frames() if source.is_video else source.photo()
         wav = None
         try:
@@ -481,7 +484,7 @@ class Animate:
             else:
                 driving = motion.template if motion.kind == "template" else [m.template for m in motion.parts]
                 out = pipe(src, driving, **options)
-            frames, crops = self._frames(out, stamp)
+            frames, crops = self._frames(out, stamp, _config(pipe, **options).paste_back)
         finally:
             if wav is not None:
                 wav.unlink(missing_ok=True)
@@ -498,14 +501,15 @@ class Animate:
         return frames, crops, audio, fps
 
     @staticmethod
-    def _frames(out, stamp):
+    def _frames(out, stamp, pasted: bool):
         """Every frame of the output into one IMAGE batch, marked; the 512 crops beside it."""
         from liveportrait.face.geometry import warp
 
         total = out.frame_count
         frames = FrameBatch(total)
         face_crops = [c for c in out.crops if c is not None]
-        cut = bool(face_crops) and len(face_crops) == len(out.crops)  # pasted back: cut each face out again
+        # a photo pasted back: each face cut out of the frame again, as the source was framed
+        cut = pasted and bool(face_crops) and len(face_crops) == len(out.crops)
         crops = FrameBatch(total) if cut else None
         progress = host.Progress(total)
         it = iter(out)
@@ -540,6 +544,14 @@ class Animate:
         frames.add(image)
         crops.add(crop)
         return frames.result(), crops.result(), silence(1 / 25), 25.0
+
+
+def _switches(**values) -> dict:
+    """The on/off options set explicitly; "auto" ones are left to the library's defaults for the weights."""
+    for name, v in values.items():
+        if v not in SWITCH:
+            raise NodeError(f"Animate: {name} must be one of {', '.join(SWITCH)}, got {v!r}")
+    return {name: v == "on" for name, v in values.items() if v != "auto"}
 
 
 # -- the expression editor --------------------------------------------------------------------------------

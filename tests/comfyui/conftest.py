@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "comfyui"
 
@@ -160,8 +162,15 @@ def to_u8(image) -> np.ndarray:
     return (image.numpy() * 255.0).round().astype(np.uint8)
 
 
+def needs_mediapipe() -> None:
+    """The face finder's models come with mediapipe (found, not imported: its package import pulls in more)."""
+    if importlib.util.find_spec("mediapipe") is None:
+        skip_or_fail("mediapipe is not installed (pip install --no-deps mediapipe==0.10.21 'protobuf>=4.25.3,<5')")
+
+
 @pytest.fixture
 def pipe(nodes, tiny_weights):
+    needs_mediapipe()
     return call(nodes, "LivePortraitLoad", weights="auto", variant="human", precision="fp32", device="cpu",
                 weights_dir=str(tiny_weights), backend="auto")[0]
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.comfyui.conftest import PACK, REPO, call, to_image, to_u8
+from tests.conftest import require_module
 
 KNOWN_TYPES = {"IMAGE", "MASK", "AUDIO", "FLOAT", "INT", "STRING", "BOOLEAN", "LIVEPORTRAIT_PIPE", "LP_SOURCE",
                "LP_MOTION"}
@@ -162,8 +163,8 @@ def test_animate_photo_with_driving_frames(nodes, pipe, photo, driving_frames, c
 
 def animate_inputs(pipe, source, motion, **changes):
     base = dict(pipe=pipe, source=source, motion=motion, region="all", multiplier=1.0, relative=True,
-                driving_option="expression-friendly", stitching=True, eye_retargeting=False, lip_retargeting=False,
-                normalize_lip=False, reference_frame=0, smooth=0.0, paste_back=True)
+                driving_option="expression-friendly", stitching="auto", eye_retargeting=False,
+                lip_retargeting=False, normalize_lip=False, reference_frame=0, smooth=0.0, paste_back="auto")
     base.update(changes)
     return base
 
@@ -416,3 +417,39 @@ def test_save_video_writes_the_label_and_a_cancel_leaves_no_file(nodes, comfy, p
         call(nodes, "LivePortraitSaveVideo", frames=frames, fps=25.0, filename_prefix="clip", format="mp4")
     comfy.interrupt_after_checks = None
     assert sorted(p.name for p in comfy.output.iterdir()) == ["clip_00001.mp4"]
+
+
+def test_switches_on_off_and_auto(nodes, pipe, photo, shared_dir, comfy):
+    (comfy.input / "d1.pkl").symlink_to(shared_dir / "examples" / "driving" / "d1.pkl")
+    (motion,) = call(nodes, "LivePortraitLoadMotion", template="d1.pkl", start_frame=0, frame_count=2)
+    (source, _) = call(nodes, "LivePortraitPrepareSource", pipe=pipe, image=to_image(photo), crop="auto",
+                       face="largest", scale=2.3, vx=0.0, vy=-0.125, fps=25.0)
+    frames, crops, _, fps = call(nodes, "LivePortraitAnimate", **animate_inputs(
+        pipe, source, motion, paste_back="off", stitching="off", watermark=False))
+    assert tuple(frames.shape) == (2, 512, 512, 3) and crops is frames and fps == float(motion.template.fps)
+    library = np.stack(list(pipe(photo, motion.template, paste_back=False, stitching=False)))
+    assert np.array_equal(to_u8(frames), library)
+    from liveportrait_comfy_pack.values import NodeError
+
+    with pytest.raises(NodeError) as e:
+        call(nodes, "LivePortraitAnimate", **animate_inputs(pipe, source, motion, paste_back=True))
+    assert "paste_back must be one of auto, on, off" in one_line(e)
+
+
+def test_animal_weights_take_the_animal_defaults(nodes, animal_weights, shared_dir, comfy):
+    skimage_data = require_module("skimage.data", "scikit-image (the dev extra) has the cat photo")
+    from tests.comfyui.conftest import needs_mediapipe
+
+    needs_mediapipe()
+    cat = skimage_data.chelsea()
+    (pipe,) = call(nodes, "LivePortraitLoad", weights="auto", variant="animal", precision="fp32", device="cpu",
+                   weights_dir=str(animal_weights))
+    assert pipe.variant == "animal"
+    (comfy.input / "d1.pkl").symlink_to(shared_dir / "examples" / "driving" / "d1.pkl")
+    (motion,) = call(nodes, "LivePortraitLoadMotion", template="d1.pkl", start_frame=0, frame_count=2)
+    (source, crops) = call(nodes, "LivePortraitPrepareSource", pipe=pipe, image=to_image(cat), crop="auto",
+                           face="largest", scale=2.3, vx=0.0, vy=-0.125, fps=25.0)
+    assert tuple(crops.shape) == (1, 512, 512, 3)
+    frames, _, _, _ = call(nodes, "LivePortraitAnimate", **animate_inputs(pipe, source, motion, watermark=False))
+    assert tuple(frames.shape) == (2, 512, 512, 3)  # the reference's animal default: no paste-back
+    assert np.array_equal(to_u8(frames), np.stack(list(pipe(cat, motion.template))))

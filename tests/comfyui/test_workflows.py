@@ -13,7 +13,7 @@ import wave
 import numpy as np
 import pytest
 
-from tests.comfyui.conftest import PACK, CoreStandIns, call, run_workflow, to_image, to_u8
+from tests.comfyui.conftest import PACK, CoreStandIns, call, needs_mediapipe, run_workflow, to_image, to_u8
 from tests.comfyui.workflow_ui import comparable, ui_to_api
 from tests.conftest import rel_l2, require_module
 
@@ -28,6 +28,7 @@ def load(name: str) -> dict:
 @pytest.fixture
 def graph(comfy, pack, tiny_weights, shared_dir):
     """The stand-in ComfyUI with the tiny weights as models/liveportrait and the examples in its input folder."""
+    needs_mediapipe()
     (comfy.models / "liveportrait").symlink_to(tiny_weights, target_is_directory=True)
     ex = shared_dir / "examples"
     for name, path in {"s0.jpg": ex / "source" / "s0.jpg", "s5.jpg": ex / "source" / "s5.jpg",
@@ -166,9 +167,9 @@ def test_animate_matches_the_library_on_the_conformance_fixture(comfy, pack, syn
                      crop="none", face="largest", scale=2.3, vx=0.0, vy=-0.125, fps=25.0)
     (motion,) = call(nodes, "LivePortraitLoadMotion", template="d1.pkl", start_frame=0, frame_count=2)
     frames, crops, _, _ = call(nodes, "LivePortraitAnimate", pipe=pipe, source=source, motion=motion, region="all",
-                               multiplier=1.0, relative=True, driving_option="expression-friendly", stitching=True,
+                               multiplier=1.0, relative=True, driving_option="expression-friendly", stitching="auto",
                                eye_retargeting=False, lip_retargeting=False, normalize_lip=False, reference_frame=0,
-                               smooth=0.0, paste_back=True, watermark=False)
+                               smooth=0.0, paste_back="auto", watermark=False)
     library = LivePortraitPipeline.from_pretrained(synthetic_weights, device="cpu", precision="fp32")
     library.set_progress_bar_config(disable=True)
     template = load_template(shared_dir / "examples" / "driving" / "d1.pkl").slice(0, 2)
