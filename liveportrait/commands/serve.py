@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, number, require_extra
+from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, number, require_extra
 from .animate import add_backend_argument
 
 TOKEN_VARIABLE = "LIVEPORTRAIT_TOKEN"
@@ -30,12 +30,14 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-cpus", type=number(float, above=0), default=1, help="CPUs per Ray worker")
     g.add_argument("--ray-gpus", type=number(float, 0), default=0,
                    help="GPUs per Ray worker (fractions share a GPU, e.g. 0.25)")
+    add_c2pa_arguments(p)  # every result signed with C2PA Content Credentials (the files must be on every node)
 
 
 def pipeline_spec(args):
     from ..serve.workers import PipelineSpec
 
-    return PipelineSpec(args.weights, args.device, args.precision, args.backend, args.model_config)
+    return PipelineSpec(args.weights, args.device, args.precision, args.backend, args.model_config,
+                        c2pa_settings(args))
 
 
 def make_workers(args, on_retry=None, preload: tuple[str, ...] = ("human",)):
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"listening on {args.host} makes the server reachable from other machines: give --token "
                          f"(or set ${TOKEN_VARIABLE})")
     require_extra("serve", ("fastapi", "uvicorn", "python_multipart"), "liveportrait serve")
+    c2pa_settings(args)  # bad C2PA credentials: one line and exit code 8, before anything starts
     from ..serve.store import JobStore
 
     store = JobStore(args.data)  # an unwritable folder fails here, before any network loads
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     runner = JobRunner(store, workers, timeout=args.job_timeout)
     limits = UploadLimits.every_kind_at_most(args.max_upload_mb, max_pixels=args.max_pixels,
                                              video_seconds=args.max_video_seconds)
-    settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue, limits=limits)
+    settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue, limits=limits,
+                              c2pa=c2pa_settings(args))
     app = create_app(store, runner, settings)
     runner.start()
     if not args.quiet:

@@ -37,6 +37,8 @@ class PipelineSpec:
     precision: str = "auto"
     backend: str = "auto"
     model_config: str | None = None
+    # provenance.c2pa.C2paSettings (checked when made): every job's config gets it, so every result is signed
+    c2pa: object | None = None
 
     def load(self, threads: int | None = None, variant: str = "human"):
         if threads:
@@ -121,7 +123,7 @@ class LocalWorkers:
         self.where = [f"{os.uname().nodename}:{os.getpid()}"] * n
 
     def run(self, slot: int, task: Task, progress: Progress) -> dict:
-        config = job_config(task.options)
+        config = job_config(task.options).but(c2pa=self.spec.c2pa)  # the server's C2PA credentials, if any
         plan = check_job(task.source, task.driving, task.output, config)
         return run_job(self.slots[slot].get(job_variant(config)), plan, config, progress)
 
@@ -184,7 +186,7 @@ class AnimatorActor:
 
             def work():
                 try:
-                    config = job_config(task.options)
+                    config = job_config(task.options).but(c2pa=self.spec.c2pa)  # signed on this node
                     plan = check_job(task.source, task.driving, task.output, config)
                     summary = run_job(self.pipes.get(job_variant(config)), plan, config, progress)
                     files = {role: path.read_bytes() for role, path in
