@@ -270,17 +270,40 @@ def test_a_reencoded_file_has_no_manifest_but_keeps_the_watermark(renders, tmp_p
 # the API, serve and batch
 
 
-def test_the_api_save_and_export_to_video_are_signed(inputs, tiny_weights, creds, tmp_path):
-    from liveportrait import LivePortraitPipeline, export_to_video
+@pytest.fixture(scope="module")
+def signing_pipe(tiny_weights, creds):
+    from liveportrait import LivePortraitPipeline
 
     pipe = LivePortraitPipeline.from_pretrained(str(tiny_weights), model_config="tiny", c2pa=creds, quiet=True)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_the_api_save_and_export_to_video_are_signed(inputs, signing_pipe, creds, tmp_path):
+    from liveportrait import export_to_video
+
+    pipe = signing_pipe
     result = pipe(str(inputs["photo"]), str(inputs["driving"]), source_max_dim=256).save(tmp_path / "api.mp4")
     assert_signed(result.output, inputs["photo"], inputs["driving"], backend=pipe.compute.backend)
     frames = [np.zeros((64, 64, 3), np.uint8)] * 2  # any frames: the API's export helper signs what it writes
     path = export_to_video(frames, tmp_path / "exported.mp4", c2pa=creds, source=inputs["photo"],
                            driving=inputs["driving"])
     assert_signed(path, inputs["photo"], inputs["driving"])
+
+
+def test_the_app_signs_its_results(inputs, signing_pipe, tmp_path):
+    """What ``liveportrait app --c2pa-cert --c2pa-key`` runs: its pipeline signs, and so do its tabs."""
+    from liveportrait.app.backend import AppBackend
+    from liveportrait.provenance.c2pa import read_manifest
+
+    backend = AppBackend(signing_pipe, workdir=tmp_path)
+    out, is_video = backend.animate(str(inputs["photo"]), str(inputs["smile"]), {"source_max_dim": 256})
+    assert not is_video
+    assert_signed(out, inputs["photo"], inputs["smile"], backend=signing_pipe.compute.backend)
+    edited = backend._write_picture(np.zeros((64, 64, 3), np.uint8), "edit.png")  # the Edit tab's pictures
+    m = read_manifest(edited)
+    assert m["validation_state"] == "Valid" and m["actions"] == ["c2pa.created"], m
+    assert m["digital_source_type"] == SOURCE_TYPE and m["software_agent"]["name"] == "liveportrait"
 
 
 def test_without_credentials_nothing_is_signed(tmp_path):
@@ -385,11 +408,11 @@ def test_bad_credentials_are_one_line_and_exit_code_8_before_any_network_loads(i
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (name, r.stderr)
         assert not out.exists() and "Traceback" not in r.stderr
-    # the environment variables work the same way, and serve refuses to start
+    # the environment variables work the same way, and serve and the app refuse to start
     env = {**os.environ, "LIVEPORTRAIT_C2PA_CERT": str(tmp_path / "expired-chain.pem"),
            "LIVEPORTRAIT_C2PA_KEY": str(tmp_path / "expired-key.pem")}
     for cmd in (["animate", "-s", str(inputs["photo"]), "-d", str(inputs["driving"]), "-o", str(tmp_path / "e.mp4")],
-                ["serve", "--data", str(tmp_path / "data"), "--port", "1"]):
+                ["serve", "--data", str(tmp_path / "data"), "--port", "1"], ["app", "--port", "1"]):
         r = subprocess.run([sys.executable, "-m", "liveportrait.cli", *cmd, *no_weights], capture_output=True,
                            text=True, timeout=120, env=env)
         assert r.returncode == 8 and "the C2PA certificate expired on" in r.stderr, (cmd[0], r.stderr)
