@@ -51,7 +51,7 @@ class LivePortraitPipeline:
     and extract motion with them. Thread-compatible, not thread-safe: one call at a time per pipeline."""
 
     def __init__(self, networks, *, device: str = "auto", precision: str = "auto", backend: str = "auto",
-                 cropper=None, tune_memory: bool = True, variant: str = "human"):
+                 cropper=None, tune_memory: bool = True, variant: str = "human", c2pa=None):
         from .speed import accelerate
         from .speed.backends import networks_precision
         from .speed.compute import resolve_compute
@@ -62,6 +62,10 @@ class LivePortraitPipeline:
             tune_allocator()  # keep freed frames' memory (LIVEPORTRAIT_ALLOCATOR=default opts out)
         self.compute = resolve_compute(device, precision, backend)
         self.variant = variant  # the weights' kind: "animal" pipelines start from the reference's animal defaults
+        from .provenance.c2pa import C2paSettings
+
+        # C2PA Content Credentials every output is signed with, unless a call's config has its own (None: none)
+        self.c2pa = C2paSettings.coerce(c2pa)
         self.base_networks = networks
         # networks accelerated already (the benchmark's, warmed up) are used as they are
         c = self.compute
@@ -79,19 +83,32 @@ class LivePortraitPipeline:
     def from_pretrained(cls, weights: str | os.PathLike | None = None, *, device: str = "auto",
                         backend: str = "auto", precision: str = "auto", variant: str = "human",
                         model_config: str | None = None, download: bool = True, tune_memory: bool = True,
-                        quiet: bool = False) -> "LivePortraitPipeline":
+                        quiet: bool = False, c2pa=None, cropper=None) -> "LivePortraitPipeline":
         """``weights``: None (``$LIVEPORTRAIT_WEIGHTS``, then the user cache, downloading there once), a
         folder in the released layout (.pth or safetensors), or ``"KwaiVGI/LivePortrait"``.
         ``variant``: "human" or "animal". ``model_config``: a preset's name ("released", "tiny"), by default
-        the one the files are. Offline without weights: a WeightsError saying what to copy where."""
-        from .networks import LivePortraitNetworks
+        the one the files are. Offline without weights: a WeightsError saying what to copy where.
+        ``c2pa``: sign every output with C2PA Content Credentials: ``C2paSettings(cert, key)`` or a (cert, key)
+        pair of PEM paths, checked before the weights load (a CredentialsError when they cannot sign).
+        ``cropper``: a face finder already made (the command line's, which looked for the source's face first)."""
+        from .config import check_compute
+        from .provenance.c2pa import C2paSettings
 
+        # every choice checked before a file is read: a typo fails in milliseconds, not after the load
         if variant not in ("human", "animal"):
             raise InputError(f"variant must be human or animal, got {variant!r}")
+        check_compute(device, precision, backend)
+        if model_config is not None and model_config not in ("released", "tiny"):
+            raise InputError(f"model_config must be released or tiny, got {model_config!r}")
+        c2pa = C2paSettings.coerce(c2pa)
+        from .networks import LivePortraitNetworks
+        from .speed.compute import pick_device
+
+        pick_device(device)
         nets = LivePortraitNetworks.from_pretrained(weights, model_config, animal=variant == "animal",
-                                                    download=download, quiet=quiet)
+                                                    download=download, quiet=quiet, announce=not quiet)
         return cls(nets, device=device, precision=precision, backend=backend, tune_memory=tune_memory,
-                   variant=variant)
+                   variant=variant, c2pa=c2pa, cropper=cropper)
 
     # -- settings -----------------------------------------------------------------------------------
 
@@ -144,7 +161,8 @@ class LivePortraitPipeline:
 
         c = self.compute
         self._check_variant(config)
-        return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend),
+        return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend,
+                                                  c2pa=config.c2pa or self.c2pa),
                         cropper=self.cropper, progress=progress or self._progress, source_cache=self.source_cache,
                         animal_finder=self.animal_finder if config.animal else None)
 
@@ -326,9 +344,9 @@ class AnimationOutput:
 
     def save(self, path: str | os.PathLike, **options):
         """Write the result (mp4, gif, png, jpg, or a folder of png frames) with sound and provenance,
-        atomically; ``options``: ``output_format``, ``crf``, ``watermark``, ``save_template``.
+        atomically; ``options``: ``output_format``, ``crf``, ``watermark``, ``save_template``, ``c2pa``.
         Returns what was written (``AnimationResult``)."""
-        allowed = ("output_format", "crf", "watermark", "save_template")
+        allowed = ("output_format", "crf", "watermark", "save_template", "c2pa")
         unknown = [k for k in options if k not in allowed]
         if unknown:
             raise InputError(f"save() takes {', '.join(allowed)}, not {', '.join(unknown)}")
@@ -353,24 +371,36 @@ def _with_config(engine, config: AnimateConfig):
 
 
 def export_to_video(frames, path: str | os.PathLike, fps: float | Fraction = 25, *, audio_from=None,
-                    crf: int = 18) -> Path:
+                    crf: int = 18, c2pa=None, source=None, driving=None) -> Path:
     """Write RGB frames (any iterable of HxWx3 uint8) as H.264 mp4 (or gif by extension), marked as
-    generated, with the sound of ``audio_from`` if given. Returns the path."""
+    generated, with the sound of ``audio_from`` if given. Returns the path. ``c2pa``: C2PA Content
+    Credentials (``C2paSettings`` or a (cert, key) pair) with ``source`` and ``driving`` as ingredients."""
     from .media import GifWriter, VideoWriter
 
     path = Path(path)
+    stamp = _c2pa_stamp(c2pa, source, driving)
     if path.suffix.lower() == ".gif":
-        writer = GifWriter(path, fps)
+        writer = GifWriter(path, fps, stamp=stamp)
     else:
-        writer = VideoWriter(path, fps, crf=crf, audio_from=audio_from)
+        writer = VideoWriter(path, fps, crf=crf, audio_from=audio_from, stamp=stamp)
     with writer:
         for frame in frames:
             writer.write(np.asarray(frame))
     return path
 
 
-def export_to_image(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write one RGB picture (png, jpg, webp by extension), marked as generated."""
+def export_to_image(image: np.ndarray, path: str | os.PathLike, *, c2pa=None, source=None, driving=None) -> Path:
+    """Write one RGB picture (png, jpg, webp by extension), marked as generated (and signed, as
+    ``export_to_video``, with ``c2pa``)."""
     from .media import write_image
 
-    return write_image(path, np.asarray(image))
+    return write_image(path, np.asarray(image), stamp=_c2pa_stamp(c2pa, source, driving))
+
+
+def _c2pa_stamp(c2pa, source, driving):
+    """A fresh run's stamp, with C2PA Content Credentials when ``c2pa`` is given (checked now)."""
+    from .provenance import Stamp
+    from .provenance.c2pa import C2paSettings, content_credentials
+
+    settings = C2paSettings.coerce(c2pa)
+    return Stamp(c2pa=content_credentials(settings, source=source, drivings=[driving] if driving is not None else []))

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from . import __version__
+from . import __version__, timing  # noqa: F401 - timing: the run's clock starts now
 from .commands import ArgumentParser
 from .errors import LivePortraitError
 
@@ -56,12 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not written yet
             raise
         module.register(subparsers)
+    parser.subcommands = subparsers.choices  # name -> its parser, for errors that belong to a subcommand
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parse_args``, but an unknown option after a subcommand is that subcommand's error, pointing to its
+    own ``--help`` (argparse reports it from the top level, whose help lists only the commands)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        owner = parser.subcommands.get(getattr(args, "command", None) or "", parser)
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

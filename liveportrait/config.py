@@ -70,6 +70,13 @@ def _choice(value, name: str, choices) -> None:
     _need(value in choices, f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
+def check_compute(device: str = "auto", precision: str = "auto", backend: str = "auto") -> None:
+    """The compute choices by name, before any file is read or network built (an InputError otherwise)."""
+    _choice(device, "device", DEVICES)
+    _choice(precision, "precision", PRECISIONS)
+    _choice(backend, "backend", ("auto",) + BACKENDS)
+
+
 @dataclass(frozen=True)
 class MotionOptions:
     """How driving motion becomes driving keypoints; defaults are the reference CLI's."""
@@ -129,6 +136,7 @@ class AnimateConfig:
     output_format: str | None = None  # from the output extension when None
     crf: int = CRF
     audio_from: str = "driving"  # or "source"
+    max_frames: int | None = None  # a quick preview: at most this many frames of every video input (None: all)
     comparison: bool = False
     save_template: bool = True
     watermark: bool = True
@@ -173,6 +181,9 @@ class AnimateConfig:
             _choice(self.output_format, "output format", OUTPUT_FORMATS)
         _need(isinstance(self.crf, int) and 0 <= self.crf <= 51, f"crf must be 0 to 51, got {self.crf!r}")
         _choice(self.audio_from, "audio from", AUDIO_FROM)
+        _need(self.max_frames is None or (isinstance(self.max_frames, int) and not isinstance(self.max_frames, bool)
+                                          and self.max_frames >= 1),
+              f"max frames must be a whole number from 1 (or None: all), got {self.max_frames!r}")
         if self.c2pa is not None:
             from .provenance.c2pa import C2paSettings
 

@@ -35,6 +35,17 @@ class MediaInput:
     image: object | None = None  # HxWx3 uint8 RGB
     sequence: object | None = None  # a sequence (re-readable) or an iterator (read once) of frames
     info: object | None = None  # liveportrait.media.VideoInfo of a video file
+    size: tuple[int, int] | None = None  # (width, height) of a still or a video's frames, where known
+    limit: int | None = None  # a preview's frame limit: only the first frames of a video are read
+
+    def limited(self, limit: int | None) -> "MediaInput":
+        """This input cut to its first ``limit`` frames (a template sliced, a video read that far)."""
+        if limit is None or not self.is_video:
+            return self
+        if self.kind == "template":
+            template = self.template.slice(0, limit)
+            return replace(self, template=template, frames=template.n_frames)
+        return replace(self, limit=limit, frames=min(self.frames, limit) if self.frames else limit)
 
     @property
     def is_video(self) -> bool:
@@ -66,6 +77,12 @@ class JobPlan:
     template: Path | None = None  # where the driving video's motion is saved
     fps: Fraction = STILL_FPS  # the output's rate
     notes: list[str] = field(default_factory=list)
+
+    def limited(self, limit: int | None) -> "JobPlan":
+        """The job cut to its first ``limit`` frames of every video input (a preview)."""
+        if limit is None:
+            return self
+        return replace(self, src=self.src.limited(limit), drivings=[d.limited(limit) for d in self.drivings])
 
     @property
     def paths_written(self) -> list[Path]:
@@ -101,6 +118,7 @@ class JobPlan:
         if config.save_template and main.kind == "video":
             plan.template = (out.with_name(out.stem + ".lpt.npz") if out.suffix
                              else out.parent / (out.name + ".lpt.npz"))
+        _check_not_an_input(plan)
         for path in plan.paths_written:
             if path == out and kind == "png" and not self.image_output:
                 _check_frames_folder(path)
@@ -132,7 +150,47 @@ def plan_job(source, driving, output: PathLike | None, config: AnimateConfig, *,
     plan = JobPlan(src, drivings, image_output)
     plan.fps = _output_fps(plan, plan.notes)
     _check_reference_frame(drivings, config.reference_frame)
+    _check_crop_box(src, config.crop)
+    plan = plan.limited(config.max_frames)
     return plan.with_output(output, config) if decide_output else plan
+
+
+def check_source_face(plan: JobPlan, config: AnimateConfig, cropper=None):
+    """A photo source shows the face the job needs, found before any network loads: the face finder takes a
+    tenth of a second, loading and warming the networks seconds. Returns the face finder (made here unless
+    given) for the pipeline to reuse. Source videos are not checked (a face may enter after the first frame)."""
+    if plan.src.kind != "image":
+        return cropper
+    if plan.src.image is not None:
+        image = plan.src.image
+    else:
+        from .media import read_image
+
+        image = read_image(plan.src.path)
+    return check_photo_face(image, config, cropper, str(plan.src.path or "the source"))
+
+
+def check_photo_face(image, config: AnimateConfig, cropper=None, name: str = "the source"):
+    """``check_source_face`` for a photo's pixels (a human face, or a pet's in animal mode); framed inputs
+    (``crop`` none or a box) need none. Returns the face finder for the pipeline to reuse."""
+    if config.crop != "auto":
+        return cropper
+    from .face.cropper import Cropper
+    from .media.image import limit_size
+
+    cropper = cropper or Cropper()
+    image = limit_size(image, config.source_max_dim)
+    try:
+        if config.animal:
+            from .face.animal import AnimalFaceFinder, crop_animal
+
+            crop_animal(image, AnimalFaceFinder(human=cropper), config.source_scale, config.source_vx,
+                        config.source_vy)
+        else:
+            cropper.crop_image(image, config.face, config.source_scale, config.source_vx, config.source_vy)
+    except InputError as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    return cropper
 
 
 def as_input(obj, role: str) -> MediaInput:
@@ -153,26 +211,34 @@ def as_input(obj, role: str) -> MediaInput:
             from .media import probe
 
             info = probe(path)
-            return MediaInput(path, kind, info.frame_count, info.fps, info.has_audio, info=info)
-        _check_image(path)
-        return MediaInput(path, kind, 1, None)
+            return MediaInput(path, kind, info.frame_count, info.fps, info.has_audio, info=info,
+                              size=(info.width, info.height))
+        height, width = _check_image(path).shape[:2]
+        return MediaInput(path, kind, 1, None, size=(width, height))
     if isinstance(obj, MotionTemplate):
         return MediaInput(None, "template", obj.n_frames, obj.fps, template=obj)
     if type(obj).__module__.startswith("PIL."):
-        return MediaInput(None, "image", 1, None, image=_rgb(np.asarray(obj.convert("RGB")), role))
+        return _still(_rgb(np.asarray(obj.convert("RGB")), role))
     if isinstance(obj, np.ndarray):
         if obj.ndim == 4:
-            frames = [_rgb(f, role) for f in obj]
-            return MediaInput(None, "video", len(frames), None, sequence=frames)
-        return MediaInput(None, "image", 1, None, image=_rgb(obj, role))
+            return _frames([_rgb(f, role) for f in obj], role)
+        return _still(_rgb(obj, role))
     if isinstance(obj, (list, tuple)):
-        if not obj:
-            raise InputError(f"the {role} frames are empty")
-        return MediaInput(None, "video", len(obj), None, sequence=[_rgb(np.asarray(f), role) for f in obj])
+        return _frames([_rgb(np.asarray(f), role) for f in obj], role)
     if hasattr(obj, "__iter__") or hasattr(obj, "__next__"):
         return MediaInput(None, "video", None, None, sequence=iter(obj))
     raise InputError(f"cannot use a {type(obj).__name__} as the {role}: give a path, an RGB array, a PIL image, "
                      "frames" + (" or a motion template" if role == "driving" else ""))
+
+
+def _still(image) -> MediaInput:
+    return MediaInput(None, "image", 1, None, image=image, size=(image.shape[1], image.shape[0]))
+
+
+def _frames(frames: list, role: str) -> MediaInput:
+    if not frames:
+        raise InputError(f"the {role} frames are empty")
+    return MediaInput(None, "video", len(frames), None, sequence=frames, size=(frames[0].shape[1], frames[0].shape[0]))
 
 
 def _split_drivings(driving) -> list:
@@ -201,6 +267,8 @@ def _rgb(a, role: str):
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
         raise InputError(f"the {role} must be HxWx3 uint8 RGB pixels, got {a.dtype} {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"the {role} is an empty picture ({a.shape[0]}x{a.shape[1]} pixels)")
     return np.ascontiguousarray(a[:, :, :3])
 
 
@@ -223,11 +291,11 @@ def _kind(path: Path, what: str, allowed: tuple[str, ...]) -> str:
     return kind
 
 
-def _check_image(path: Path) -> None:
-    """Decode the header and the pixels' size: corrupt and oversized pictures fail now."""
+def _check_image(path: Path):
+    """Decode the picture: corrupt and oversized pictures fail now. Returns its pixels."""
     from .media import read_image
 
-    read_image(path)
+    return read_image(path)
 
 
 def _output_fps(plan: JobPlan, notes: list[str]) -> Fraction:
@@ -251,9 +319,36 @@ def _check_reference_frame(drivings: list[DrivingInput], choice) -> None:
         return
     for d in drivings:
         if d.is_video and d.frames and int(choice) >= d.frames:
-            count = "about " if d.path is not None and d.kind == "video" else ""
-            raise InputError(f"--reference-frame {choice} is outside the driving {d.name}'s {count}{d.frames} "
-                             "frames")
+            # a template's count and frames in memory are exact; a container's unless it only has a duration
+            estimated = d.kind == "video" and d.info is not None and not d.info.frame_count_exact
+            name = f"the driving {d.path.name}" if d.path is not None else f"the driving {d.kind}"
+            raise InputError(f"--reference-frame {choice} is outside {name}, which has "
+                             f"{'about ' if estimated else ''}{d.frames} frames (0 to {d.frames - 1})")
+
+
+def _check_crop_box(src: MediaInput, crop: str) -> None:
+    """A crop box must overlap the source picture (a box beside it would silently frame nothing)."""
+    if crop in ("auto", "none") or src.size is None:
+        return
+    from .face.geometry import parse_box
+
+    x0, y0, x1, y1 = parse_box(crop)
+    width, height = src.size
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise InputError(f"the crop box {crop} lies outside the source picture ({width}x{height} pixels): "
+                         "x0,y0,x1,y1 are in the picture's pixels, from its top-left corner")
+
+
+def _check_not_an_input(plan: JobPlan) -> None:
+    """No output may land on an input: writing over the user's photo or driving would destroy it."""
+    from .errors import OutputError
+
+    inputs = [m.path for m in (plan.src, *plan.drivings) if m.path is not None]
+    for written in plan.paths_written:
+        for given in inputs:
+            same = written.exists() and os.path.samefile(written, given) if given.exists() else False
+            if same or written.resolve() == given.resolve():
+                raise OutputError(f"{written}: this output would overwrite the input {given}; choose another -o")
 
 
 def _check_frames_folder(folder: Path) -> None:
@@ -288,6 +383,9 @@ def output_kind(path: Path, fmt: str | None, image_output: bool) -> str:
     kind = {"jpeg": "jpg", "mov": "mp4", "mkv": "mp4", "m4v": "mp4", "webp": "png"}.get(kind, kind)
     if kind not in OUTPUT_FORMATS:
         raise InputError(f"unknown output format {kind!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    if image_output and kind in ("mp4", "gif"):
+        raise InputError(f"this result is one picture (a photo driven by a photo or a one-frame template): write it "
+                         f"as .png or .jpg, not .{kind}")
     if not image_output and (kind == "jpg" or (fmt is None and ext == "webp")):
         raise InputError(f"a video result cannot be written as .{ext or kind}; use .mp4, .gif or --format png "
                          "(a folder of frames)")

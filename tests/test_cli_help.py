@@ -52,6 +52,9 @@ def test_animate_help_explains_region_option_device_and_points_to_the_benchmark(
     (["animate", "-s", "a.jpg", "-d", "b.mp4", "--crf", "99"], "argument --crf: 99 must be at most 51"),
     (["app", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["live", "-s", "a.jpg"], "one of the arguments --camera --driving is required"),
+    # an unknown option after a subcommand is that subcommand's error, not the top level's
+    (["animate", "-s", "a.jpg", "-d", "b.mp4", "--frames", "3"], "unrecognized arguments: --frames 3"),
+    (["crop", "a.jpg", "--zzz"], "unrecognized arguments: --zzz"),
 ])
 def test_a_usage_error_is_one_line_and_a_hint_to_help(args, message):
     run = cli(*args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from ..errors import InputError
@@ -38,7 +39,8 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
                         + " or 'still' (the source's own pose) instead of the model's; relative to its first frame, "
                           "played back and forth when shorter than the speech; lips and eyes stay the speech's")
     g.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                   help="use only the first S seconds of the audio (the rest is not read)")
+                   help="only the first S seconds of the driving, for a quick preview (speech: of the audio; "
+                        "the rest is not read)")
 
 
 def is_speech_job(args: argparse.Namespace) -> bool:
@@ -67,7 +69,7 @@ def run_speech(args: argparse.Namespace, config) -> int:
     (espeak-ng) into a temporary WAV that drives the photo."""
     from .pose import check_pose_from
 
-    _max_seconds(args)
+    max_seconds(args)
     args.pose_from = check_pose_from(getattr(args, "pose_from", None))  # checked once, before anything is spoken
     if getattr(args, "text", None) is None:
         return _run_speech(args, config)
@@ -88,6 +90,8 @@ def run_speech(args: argparse.Namespace, config) -> int:
 def _run_speech(args: argparse.Namespace, config) -> int:
     from ..api import LivePortraitPipeline
     from ..media import is_image, read_image
+    from ..plan import check_photo_face
+    from ..timing import run_time
     from .animate import animate_speech
     from .drive import AudioDriving
     from .io import probe_audio
@@ -98,15 +102,18 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     alpha = _check_smoothing(args)
     if not is_image(args.source):
         raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
-    read_image(args.source)  # unreadable or empty photos fail here
+    photo = read_image(args.source)  # unreadable or empty photos fail here
     out = speech_output(args)
     pose = check_pose_from(args.pose_from)
     layout = locate_audio_weights(args.audio_weights)
-    info = probe_audio(args.driving[0], max_seconds=_max_seconds(args))
+    info = probe_audio(args.driving[0], max_seconds=max_seconds(args))
+    cropper = check_photo_face(photo, config, name=args.source)  # before the load, as every other check
+    del photo
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
-                                                quiet=args.quiet)
+                                                quiet=args.quiet, cropper=cropper)
+    loaded = time.perf_counter()
     engine = pipe.engine(config)
     track = resolve_pose(pose, engine)
     model = AudioMotionModel.from_pretrained(layout)
@@ -114,14 +121,14 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     done = animate_speech(args.source, out, engine, driving)
     r = done.result
     if not args.quiet:
-        print(f"wrote {r.output} ({r.summary()}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s, "
-              f"{r.seconds:.1f} s in all)")
+        print(f"wrote {r.output} ({r.summary()}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s; "
+              f"{run_time(loaded)})")
     if not r.has_audio:
         print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)
     return 0
 
 
-def _max_seconds(args: argparse.Namespace) -> float | None:
+def max_seconds(args: argparse.Namespace) -> float | None:
     m = getattr(args, "max_seconds", None)
     if m is not None and not m > 0:
         raise InputError(f"--max-seconds must be a positive number of seconds, got {m:g}")
@@ -163,7 +170,7 @@ def run_motion(args: argparse.Namespace) -> int:
     if isinstance(pose, PendingVideoPose):
         raise InputError(f"--pose-from {pose.path}: `motion` takes a motion template or still, not a video "
                          "(`liveportrait animate -s photo -d VIDEO` saves a video's motion as a template)")
-    info = probe_audio(args.speech, max_seconds=_max_seconds(args))
+    info = probe_audio(args.speech, max_seconds=max_seconds(args))
     layout = locate_audio_weights(args.audio_weights)
     driving = AudioDriving.open(args.speech, AudioMotionModel.from_pretrained(layout), args.seed, args.cfg_scale,
                                 alpha, info=info, pose=pose)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_MAX_DIM, SOURCE_VIDEO_SMOOTH, SOURCE_VY
 from . import HelpFormatter, crop_box, number
@@ -51,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="which input's sound goes into the output (falls back to the other)")
     io.add_argument("--comparison", action="store_true",
                     help="also write OUTPUT_concat with driving | source | result side by side")
+    io.add_argument("--max-frames", type=number(int, 1), default=None, metavar="N",
+                    help="only the first N frames of a video driving or source: a quick preview of a long job "
+                         "(--max-seconds S does the same in seconds)")
     io.add_argument("--no-template", action="store_true",
                     help="do not save the driving video's motion as a template next to the output")
     io.add_argument("--no-watermark", action="store_true",
@@ -181,7 +185,8 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
         source_video_max_dim=SOURCE_VIDEO_MAX_DIM if args.max_dim is None else args.max_dim,
         reference_frame=args.reference_frame,
         smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
-        crf=args.crf, audio_from=args.audio_from, comparison=args.comparison, save_template=not args.no_template,
+        crf=args.crf, audio_from=args.audio_from, max_frames=args.max_frames, comparison=args.comparison,
+        save_template=not args.no_template,
         watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
         backend=backend)
     from . import c2pa_settings
@@ -192,7 +197,8 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
 
 def run(args: argparse.Namespace) -> int:
     from ..audio.cli import is_speech_job, run_speech
-    from ..plan import plan_job
+    from ..plan import check_source_face, plan_job
+    from ..timing import run_time
 
     if not args.driving and getattr(args, "text", None) is None:
         from ..errors import InputError
@@ -202,30 +208,38 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if is_speech_job(args):
         return run_speech(args, config)
-    for flag, value in (("--pose-from", getattr(args, "pose_from", None)),
-                        ("--max-seconds", getattr(args, "max_seconds", None))):
-        if value is not None:
-            from ..errors import InputError
+    if getattr(args, "pose_from", None) is not None:
+        from ..errors import InputError
 
-            raise InputError(f"{flag} is for speech driving (-d speech.wav, --speech-from-video or --text); "
-                             f"{args.driving[0]} is not audio")
+        raise InputError(f"--pose-from is for speech driving (-d speech.wav, --speech-from-video or --text); "
+                         f"{args.driving[0]} is not audio")
     plan = plan_job(args.source, args.driving, args.output, config)
+    if getattr(args, "max_seconds", None) is not None:  # a preview in seconds: frames at the output's rate
+        from ..audio.cli import max_seconds
+
+        frames = max(1, round(max_seconds(args) * float(plan.fps)))
+        config = config.but(max_frames=min(frames, config.max_frames or frames))
+        plan = plan.limited(config.max_frames)
     if config.animal and plan.source_kind != "image":
         from ..config import ANIMAL_PHOTO_ONLY
         from ..errors import InputError
 
         raise InputError(f"{args.source}: {ANIMAL_PHOTO_ONLY}")
 
+    cropper = check_source_face(plan, config)  # a photo without the face fails now, not after the load
+
     from ..api import LivePortraitPipeline
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
-                                                quiet=args.quiet, variant="animal" if config.animal else "human")
+                                                quiet=args.quiet, variant="animal" if config.animal else "human",
+                                                cropper=cropper)
+    loaded = time.perf_counter()
     pipe.set_progress_bar_config(disable=args.quiet)
     result = pipe.animate_planned(plan, config).save_planned(plan)
     if not args.quiet:
         c = pipe.compute
-        print(f"wrote {result.output} ({result.summary()}, {result.seconds:.1f} s; {c.device}, {c.precision}, "
+        print(f"wrote {result.output} ({result.summary()}; {run_time(loaded)}; {c.device}, {c.precision}, "
               f"{c.backend})")
         if result.comparison:
             print(f"comparison: {result.comparison}")

@@ -121,6 +121,17 @@ def is_template(path: PathLike) -> bool:
 # reading
 
 
+def limit_size(image: np.ndarray, max_dim: int) -> np.ndarray:
+    """A source photo with its longest side shrunk to ``max_dim`` (0: no limit) by area interpolation."""
+    h, w = image.shape[:2]
+    if max_dim and max(h, w) > max_dim:
+        import cv2
+
+        s = max_dim / max(h, w)
+        image = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image as HxWx3 uint8 RGB, upright per EXIF; any alpha channel is dropped."""
     return read_image_with_alpha(path, max_pixels=max_pixels)[0]

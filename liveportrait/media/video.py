@@ -78,6 +78,7 @@ class VideoInfo:
     rotation: int = 0  # degrees counter-clockwise applied to decoded frames (0, 90, 180, 270)
     codec: str = ""
     audio_codec: str | None = None
+    frame_count_exact: bool = False  # the container stores the count (mp4, mov), not estimated from the duration
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +176,7 @@ class VideoReader:
             rotation=90 * self._k90,
             codec=s.codec_context.name,
             audio_codec=audio.codec_context.name if audio is not None else None,
+            frame_count_exact=bool(s.frames),
         )
 
 

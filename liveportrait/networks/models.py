@@ -63,7 +63,7 @@ class LivePortraitNetworks(nn.Module):
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike | None = None, config: ModelConfig | str | None = None,
                         animal: bool = False, locate: bool = True, download: bool = True,
-                        quiet: bool = False) -> "LivePortraitNetworks":
+                        quiet: bool = False, announce: bool = False) -> "LivePortraitNetworks":
         """The one loader: a weights folder (released layout, .pth or .safetensors) or the Hub's.
 
         ``weights``: a folder, the Hub repository id ``KwaiVGI/LivePortrait`` (downloaded into the user
@@ -71,6 +71,7 @@ class LivePortraitNetworks(nn.Module):
         downloading there when nothing is found and ``download`` is on). With ``locate`` off,
         ``weights`` is taken as the folder as is. Offline, the error says what to copy where.
         ``config``: a ModelConfig or a preset's name; None picks the preset whose widths the files have.
+        ``announce``: say on stderr which folder is being loaded, once it is found (the command line's first line).
         """
         import sys
 
@@ -90,6 +91,8 @@ class LivePortraitNetworks(nn.Module):
                 if not quiet:
                     print("LivePortrait weights not found: downloading them (once) ...", file=sys.stderr)
                 layout = download_weights(animal=animal)
+        if announce:
+            print(f"loading networks from {layout.base_dir.parent} ...", file=sys.stderr, flush=True)
         if isinstance(config, str):
             config = ModelConfig.named(config)
         if config is None:

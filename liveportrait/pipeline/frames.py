@@ -14,15 +14,8 @@ import numpy as np
 
 from ..config import SOURCE_DIVISION
 from ..errors import InputError
+from ..media.image import limit_size  # noqa: F401 - re-exported (the plan checks a photo's face with it too)
 from ..plan import STILL_FPS, MediaInput
-
-
-def limit_size(image: np.ndarray, max_dim: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if max_dim and max(h, w) > max_dim:
-        s = max_dim / max(h, w)
-        image = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-    return image
 
 
 def shrink_scale(original_shape, limited: np.ndarray) -> tuple[float, float]:
@@ -81,16 +74,19 @@ def input_name(video) -> str:
 def open_frames(video) -> Iterator[tuple[FramesInfo, Iterator[np.ndarray]]]:
     """(info, frames) of a video: a file (decoded lazily) or a ``MediaInput`` with a path or frames in memory."""
     path = video.path if isinstance(video, MediaInput) else Path(video)
+    limit = video.limit if isinstance(video, MediaInput) else None  # a preview reads only the first frames
     if path is not None:
         from ..media import VideoReader
 
         with VideoReader(path) as reader:
             i = reader.info
-            yield FramesInfo(i.fps, i.frame_count, i.width, i.height), iter(reader)
+            count = min(i.frame_count, limit) if i.frame_count and limit else (i.frame_count or limit)
+            yield FramesInfo(i.fps, count, i.width, i.height), itertools.islice(reader, limit)
         return
     frames = iter(video.sequence) if isinstance(video.sequence, (list, tuple)) else video.sequence
     first = next(frames, None)
     if first is None:
         raise InputError("the video frames are empty")
     h, w = first.shape[:2]
-    yield FramesInfo(video.fps or STILL_FPS, video.frames, w, h), itertools.chain([first], frames)
+    yield FramesInfo(video.fps or STILL_FPS, video.frames, w, h), itertools.islice(itertools.chain([first], frames),
+                                                                                 limit)

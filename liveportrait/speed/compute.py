@@ -78,6 +78,9 @@ def resolve_precision(precision: str, device: str = "cpu", cpuinfo: str | os.Pat
 
 def resolve_compute(device: str = "auto", precision: str = "auto", backend: str = "auto") -> Compute:
     """The concrete device, precision and backend for the given choices ("auto" for any of them)."""
+    from ..config import check_compute
+
+    check_compute(device, precision, backend)
     device = pick_device(device)
     precision = resolve_precision(precision, device)
     return Compute(device, precision, pick_backend(backend, device, precision))

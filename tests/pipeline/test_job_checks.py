@@ -48,6 +48,10 @@ def assert_left_nothing(folder: Path) -> None:
     (lambda s, d: ["-s", s, "-d", d, "-o", "out.jpg"], "cannot be written as .jpg"),
     (lambda s, d: ["-s", s, "-d", d, "-o", "out.webp"], "cannot be written as .webp"),
     (lambda s, d: ["-s", s, "-d", d, "--reference-frame", "99"], "--reference-frame 99 is outside"),
+    # a box beside the 1145 px photo framed nothing, silently
+    (lambda s, d: ["-s", s, "-d", d, "--crop-box", "5000,5000,6000,6000"], "lies outside the source picture"),
+    # a still result (photo driven by a photo) was refused as .mp4 only after rendering
+    (lambda s, d: ["-s", s, "-d", str(Path(d).parents[0] / "d30.jpg"), "-o", "still.mp4"], "is one picture"),
 ])
 def test_bad_jobs_fail_before_the_weights_are_looked_for(examples_dir, tmp_path, change, message):
     source, driving = examples_dir / "source/s1.jpg", examples_dir / "driving/d0.mp4"
@@ -57,6 +61,38 @@ def test_bad_jobs_fail_before_the_weights_are_looked_for(examples_dir, tmp_path,
     assert message in one_line(r.stderr)
     assert time.perf_counter() - t0 < 30  # generous: the check itself takes well under a second
     assert_left_nothing(tmp_path)  # no animations/ folder either
+
+
+def test_a_reference_frame_past_the_end_names_the_file_and_its_exact_count(examples_dir, tmp_path):
+    r = cli("animate", "-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d12.mp4",
+            "--reference-frame", "500", "--weights", NO_WEIGHTS, cwd=tmp_path)
+    line = one_line(r.stderr)
+    assert r.returncode == 2
+    # mp4 stores its frame count: it is exact, not "about"; the driving is named by its file
+    assert "outside the driving d12.mp4, which has 183 frames (0 to 182)" in line, line
+
+
+def test_an_output_that_would_overwrite_an_input_is_refused_before_loading(examples_dir, tmp_path):
+    photo = tmp_path / "v.jpg"
+    photo.write_bytes((examples_dir / "source/s1.jpg").read_bytes())
+    before = photo.read_bytes()
+    for output in ("v.jpg", str(photo), "./sub/../v.jpg"):
+        r = cli("animate", "-s", "v.jpg", "-d", examples_dir / "driving/d30.jpg", "-o", output,
+                "--weights", NO_WEIGHTS, cwd=tmp_path)
+        assert r.returncode == 6, r.stderr  # OutputError, not 4: the weights were never looked for
+        assert "would overwrite the input" in one_line(r.stderr)
+        assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jpg"]
+
+
+def test_a_photo_without_a_face_fails_before_the_networks_load(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(tmp_path / "wall.png")
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "d.png")
+    r = cli("animate", "-s", "wall.png", "-d", "d.png", "--weights", NO_WEIGHTS, cwd=tmp_path)
+    assert r.returncode == 3, r.stderr  # NoFaceError; a run that reached the weights would exit 4
+    assert one_line(r.stderr).startswith("error: wall.png: no human face was found")
 
 
 def test_input_errors_do_not_import_torch(examples_dir, tmp_path):
