@@ -180,3 +180,27 @@ def test_animate_matches_the_library_on_the_conformance_fixture(comfy, pack, syn
     # and the reference's frames (float, before clipping), to the rounding of 8-bit pixels
     reference = np.clip(fixture["pipe_default_out"][:2], 0, 1).transpose(0, 2, 3, 1)
     assert rel_l2(ours / 255.0, reference) < 5e-3
+
+
+def test_a_cancel_during_speech_leaves_no_temporary_sound(graph, tiny_audio, comfy, monkeypatch, tmp_path):
+    import sys
+    import tempfile
+
+    monkeypatch.setenv("LIVEPORTRAIT_AUDIO_WEIGHTS", str(tiny_audio))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    written = []
+    nodes_module = sys.modules["liveportrait_comfy_pack.nodes"]
+    real = nodes_module.write_wav
+    monkeypatch.setattr(nodes_module, "write_wav", lambda *a: written.append(real(*a)) or written[-1])
+    workflow = load("photo_speech")
+    del workflow["7"]  # stop at Animate
+    comfy.checks, comfy.interrupt_after_checks = 0, 2
+    with pytest.raises(sys.modules["comfy.model_management"].InterruptProcessingException):
+        run_workflow(workflow, graph)
+    comfy.interrupt_after_checks = None
+    assert comfy.bars[-1].current == 2
+    assert len(written) == 1 and written[0].parent == scratch and not written[0].exists()
+    assert list(scratch.iterdir()) == []  # the speech written for the library is gone
+    assert list(comfy.output.iterdir()) == []
