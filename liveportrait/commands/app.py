@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, number, require_extra
+from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, number, require_extra
 from .animate import add_backend_argument
 
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
+    add_c2pa_arguments(p)  # every result of every tab signed with C2PA Content Credentials
     p.add_argument("--model-config", default=None, choices=("released", "tiny"), help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
@@ -58,6 +59,7 @@ def _stay_offline() -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_extra("app", ("gradio", "gradio_client"), "the web app")
+    c2pa = c2pa_settings(args)  # bad C2PA credentials: one line and exit code 8, before any network loads
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
     from .._lazy import is_loopback
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
-                                                quiet=args.quiet)
+                                                quiet=args.quiet, c2pa=c2pa)
     _stay_offline()
 
     from ..app.backend import AppBackend
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         nets = LivePortraitNetworks.from_pretrained(args.weights, args.model_config, animal=True, download=False,
                                                     quiet=True)
         return LivePortraitPipeline(nets, device=args.device, precision=args.precision, backend=args.backend,
-                                    cropper=backend.cropper, tune_memory=False, variant="animal")
+                                    cropper=backend.cropper, tune_memory=False, variant="animal", c2pa=c2pa)
 
     backend = AppBackend(pipe, limits=limits, watermark=not args.no_watermark, animal=load_animal,
                          audio_weights=args.audio_weights)
