@@ -249,6 +249,8 @@ class MotionFromFrames:
 
     @one_line_errors
     def extract(self, pipe, images, fps, audio=None, crop_driving="auto"):
+        from liveportrait import VideoFrames
+
         check_image(images, "driving frames")
         if audio is not None:
             check_audio(audio, "driving audio")
@@ -257,10 +259,11 @@ class MotionFromFrames:
         progress = host.Progress(int(images.shape[0]))
         if int(images.shape[0]) == 1:  # one picture: a driving image, as the library treats a photo
             progress.step()
-            template = pipe.motion(frame_u8(images, 0), crop_driving=crop_driving)
+            template = replace(pipe.motion(frame_u8(images, 0), crop_driving=crop_driving), fps=fraction(fps))
         else:
-            template = pipe.motion(iter_frames_u8(images, progress), crop_driving=crop_driving)
-        return (LPMotion("template", replace(template, fps=fraction(fps)), audio=audio),)
+            template = pipe.motion(VideoFrames(iter_frames_u8(images, progress), fraction(fps)),
+                                   crop_driving=crop_driving)
+        return (LPMotion("template", template, audio=audio),)
 
 
 def _template_files() -> list[str]:
@@ -457,6 +460,7 @@ class Animate:
     def animate(self, pipe, source, motion, region, multiplier, relative, driving_option, stitching,
                 eye_retargeting, lip_retargeting, normalize_lip, reference_frame, smooth, paste_back,
                 watermark=True):
+        from liveportrait import VideoFrames
         from liveportrait.provenance import Stamp
 
         if not isinstance(source, LPSource):
@@ -472,7 +476,7 @@ class Animate:
                        lip_retargeting=bool(lip_retargeting), normalize_lip=bool(normalize_lip),
                        reference_frame="auto" if reference_frame < 0 else int(reference_frame), smooth=float(smooth))
         options.update(_switches(stitching=stitching, paste_back=paste_back))
-        src = source.video_frames() if source.is_video else source.photo()
+        src = VideoFrames(source.video_frames(), fraction(source.fps)) if source.is_video else source.photo()
         wav = None
         try:
             if motion.kind == "speech":
@@ -488,13 +492,7 @@ class Animate:
         finally:
             if wav is not None:
                 wav.unlink(missing_ok=True)
-        if source.is_video:
-            fps = source.fps
-        elif motion.kind == "speech":
-            fps = float(out.fps)
-        else:
-            fps = motion.fps if motion.kind == "template" else motion.parts[0].fps
-        fps = float(fps or 25.0)
+        fps = float(out.fps)  # the source video's rate, else the driving's (25 for a still)
         seconds = int(frames.shape[0]) / fps
         audio = motion.audio if motion.audio is not None else None
         audio = cut_audio(audio, seconds) if audio is not None else silence(seconds)

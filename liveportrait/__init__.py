@@ -22,6 +22,7 @@ _EXPORTS = {
     "media": ("MotionTemplate", "load_template", "save_template", "read_image"),
     "errors": ("LivePortraitError", "InputError", "NoFaceError", "OutputError", "WeightsError", "UnsafeFileError"),
     "pipeline": ("AnimationResult",),
+    "plan": ("VideoFrames",),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ += ["__version__"]

@@ -63,6 +63,21 @@ class MediaInput:
 DrivingInput = MediaInput  # (the name the pipeline used first)
 
 
+@dataclass(frozen=True)
+class VideoFrames:
+    """Video frames in memory with their rate, where plain frames are taken at 25 fps: ``frames`` a list or a
+    (T, H, W, 3) array (read more than once, as a source video is) or an iterator (read once: a driving);
+    ``fps`` is what a face tracker, a motion template and the output's rate then use."""
+
+    frames: object
+    fps: float | Fraction
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.fps, (int, float, Fraction)) and not isinstance(self.fps, bool) and 0 < self.fps < 1e4
+        if not ok:
+            raise InputError(f"frames per second must be a positive number, got {self.fps!r}")
+
+
 @dataclass
 class JobPlan:
     """A checked job: what goes in, what comes out and where; what the pipeline needs to start.
@@ -217,6 +232,11 @@ def as_input(obj, role: str) -> MediaInput:
         return MediaInput(path, kind, 1, None, size=(width, height))
     if isinstance(obj, MotionTemplate):
         return MediaInput(None, "template", obj.n_frames, obj.fps, template=obj)
+    if isinstance(obj, VideoFrames):
+        media = as_input(obj.frames, role)
+        if media.kind != "video":
+            raise InputError(f"the {role} frames must be a list, a (T, H, W, 3) array or an iterator of frames")
+        return replace(media, fps=Fraction(obj.fps).limit_denominator(1001))
     if type(obj).__module__.startswith("PIL."):
         return _still(_rgb(np.asarray(obj.convert("RGB")), role))
     if isinstance(obj, np.ndarray):
@@ -252,7 +272,8 @@ def _split_drivings(driving) -> list:
         return [driving]
 
     def whole(d) -> bool:
-        return (isinstance(d, (str, os.PathLike, MotionTemplate, list, tuple)) or type(d).__module__.startswith("PIL.")
+        return (isinstance(d, (str, os.PathLike, MotionTemplate, VideoFrames, list, tuple))
+                or type(d).__module__.startswith("PIL.")
                 or (isinstance(d, np.ndarray) and d.ndim == 4))
 
     return list(driving) if all(whole(d) for d in driving) else [driving]

@@ -125,7 +125,10 @@ def test_motion_from_frames_advances_the_progress_bar_per_frame(nodes, pipe, dri
     assert float(motion.template.fps) == 30.0
     bar = comfy.bars[-1]
     assert bar.total == len(driving_frames) and bar.calls == [("update", 1)] * len(driving_frames)
-    expected = pipe.motion(list(driving_frames))
+    from liveportrait import VideoFrames
+
+    expected = pipe.motion(VideoFrames(list(driving_frames), 30))
+    assert expected.fps == 30
     np.testing.assert_allclose(motion.template.exp, expected.exp, rtol=0, atol=1e-6)
 
 
@@ -152,7 +155,9 @@ def test_animate_photo_with_driving_frames(nodes, pipe, photo, driving_frames, c
 
     assert detect(ours[0]).found  # the frames carry the watermark
     frames_plain = call(nodes, "LivePortraitAnimate", **dict(animate_inputs(pipe, source, motion), watermark=False))[0]
-    library = np.stack(list(pipe(photo, list(driving_frames))))
+    from liveportrait import VideoFrames
+
+    library = np.stack(list(pipe(photo, VideoFrames(list(driving_frames), 25))))
     assert np.array_equal(to_u8(frames_plain), library)
     # the crops are the faces of the frames, framed as the source was
     crop = pipe.cropper.crop_image(photo, "largest", 2.3, 0.0, -0.125)[0]
@@ -257,7 +262,9 @@ def test_source_video_animates_frame_by_frame(nodes, pipe, shared_dir, comfy):
                                                                                  watermark=False))
     assert fps == 12.5 and out.shape[0] == 2  # the source video's length and rate
     assert crops is out
-    library = np.stack(list(pipe(frames, motion.template)))
+    from liveportrait import VideoFrames
+
+    library = np.stack(list(pipe(VideoFrames(frames, 12.5), motion.template)))
     assert np.array_equal(to_u8(out), library)
     assert float(audio["waveform"].abs().max()) == 0.0  # no sound went in: silence of the clip's length
 
@@ -453,3 +460,20 @@ def test_animal_weights_take_the_animal_defaults(nodes, animal_weights, shared_d
     frames, _, _, _ = call(nodes, "LivePortraitAnimate", **animate_inputs(pipe, source, motion, watermark=False))
     assert tuple(frames.shape) == (2, 512, 512, 3)  # the reference's animal default: no paste-back
     assert np.array_equal(to_u8(frames), np.stack(list(pipe(cat, motion.template))))
+
+
+def test_the_library_takes_frames_with_their_rate(pipe, driving_frames):
+    """``VideoFrames`` (added to the library for the nodes): in-memory frames carry their rate into the plan,
+    the motion template and the output, where plain frames are taken at 25 fps."""
+    from liveportrait import InputError, VideoFrames
+    from liveportrait.plan import as_input
+
+    media = as_input(VideoFrames(list(driving_frames), 30000 / 1001), "driving")
+    assert media.kind == "video" and media.frames == len(driving_frames) and float(media.fps) == 30000 / 1001
+    assert as_input(list(driving_frames), "driving").fps is None  # plain frames: no rate
+    out = pipe(driving_frames[0], VideoFrames(iter(driving_frames), 12.5))
+    assert float(out.fps) == 12.5
+    with pytest.raises(InputError, match="frames per second"):
+        VideoFrames(list(driving_frames), 0)
+    with pytest.raises(InputError, match="must be a list"):
+        as_input(VideoFrames(driving_frames[0], 25), "driving")
