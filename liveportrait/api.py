@@ -255,10 +255,7 @@ class LivePortraitPipeline:
         ``eye_ratio``, ``wink``, ...); each call runs only W and G (and the small S networks)."""
         from .motion.editing import Edit
 
-        try:
-            edit = Edit(**controls)
-        except TypeError as exc:
-            raise InputError(f"unknown edit control: {exc}") from None
+        edit = Edit.from_dict(controls).in_range()
         return self._editor().render(prepared, edit, stitching=stitching, paste_back=paste_back)
 
     def _editor(self):

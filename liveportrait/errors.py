@@ -17,6 +17,11 @@ class InputError(LivePortraitError):
     exit_code = 2
 
 
+class FrameError(InputError, ValueError):
+    """Pixels or a frame rate a writer cannot take (no frames, float pixels, fps 0). Also a ValueError, what
+    such a mistake raises in numpy and PyAV, so either ``except`` catches it."""
+
+
 class NoFaceError(InputError):
     """No usable human face was found where one is needed."""
 
@@ -39,6 +44,12 @@ class UnsafeFileError(InputError):
     """A file would execute code or smuggle objects when loaded (a hostile pickle)."""
 
     exit_code = 5
+
+
+class AddressInUseError(LivePortraitError):
+    """The address a server was asked to listen on is taken (another server, or this one started twice)."""
+
+    exit_code = 9
 
 
 class MissingExtraError(LivePortraitError):

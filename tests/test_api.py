@@ -225,3 +225,51 @@ def test_a_crop_box_is_in_the_photos_own_pixels_when_it_is_shrunk(pipe, examples
     crop = out.crops[0].crop_256.astype(np.float32)
     expected = cv2.resize(dog, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
     assert np.abs(crop - expected).mean() < 8, np.abs(crop - expected).mean()
+
+
+@pytest.mark.parametrize("choice, message", [({"backend": "banana"}, "backend must be one of"),
+                                             ({"precision": "int8"}, "precision must be one of"),
+                                             ({"device": "tpu"}, "device must be one of"),
+                                             ({"model_config": "huge"}, "model_config must be")])
+def test_from_pretrained_checks_its_choices_before_reading_a_file(choice, message):
+    # a folder that does not exist: reaching the weights would be a WeightsError, not this InputError
+    with pytest.raises(InputError, match=message):
+        from liveportrait import LivePortraitPipeline
+
+        LivePortraitPipeline.from_pretrained("/nonexistent/weights", **choice)
+
+
+def test_empty_pictures_and_frames_are_one_input_error(pipe, examples_dir):
+    d = examples_dir / "driving/d30.jpg"
+    for source, message in [(np.zeros((0, 0, 3), np.uint8), "empty picture"), ([], "frames are empty"),
+                            (np.zeros((0, 64, 64, 3), np.uint8), "frames are empty")]:
+        with pytest.raises(InputError, match=message):  # was a ZeroDivisionError deep in the frames' code
+            pipe(source, d)
+
+
+def test_max_frames_previews_the_beginning(pipe, examples_dir):
+    out = pipe(examples_dir / "source/s9.jpg", examples_dir / "driving/d0.mp4", max_frames=3)
+    assert out.frame_count == 3 and len(list(out)) == 3
+    with pytest.raises(InputError, match="max frames"):
+        pipe(examples_dir / "source/s9.jpg", examples_dir / "driving/d0.mp4", max_frames=0)
+
+
+def test_edit_controls_are_named_and_bounded(pipe, examples_dir):
+    prepared = pipe.prepare(examples_dir / "source/s9.jpg")
+    with pytest.raises(InputError, match="unknown control frown; the controls are .*smile"):
+        pipe.edit(prepared, frown=1)
+    with pytest.raises(InputError, match="smile must be between -0.3 and 1.3, got 1000"):
+        pipe.edit(prepared, smile=1000)
+
+
+def test_export_helpers_raise_the_documented_errors(tmp_path):
+    from liveportrait import export_to_image, export_to_video
+    from liveportrait.errors import LivePortraitError
+
+    frame = np.zeros((64, 64, 3), np.uint8)
+    for call in (lambda: export_to_video([], tmp_path / "a.mp4"), lambda: export_to_video([frame], tmp_path / "b.mp4",
+                 fps=0), lambda: export_to_video([frame.astype(np.float32)], tmp_path / "c.mp4"),
+                 lambda: export_to_image(frame.astype(np.float32), tmp_path / "d.png")):
+        with pytest.raises(LivePortraitError):
+            call()
+    assert list(tmp_path.iterdir()) == []

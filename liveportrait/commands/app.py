@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, number, require_extra
+from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, listen_socket, number, require_extra
 from .animate import add_backend_argument
 
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not is_loopback(args.host) and not args.quiet:
         print(f"note: listening on {args.host}: other machines on the network can use this app", file=sys.stderr)
+    if args.port:  # a busy port: one line and exit code 9 now, not Gradio's traceback after the load
+        listen_socket(args.host, args.port).close()
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, number, require_extra
+from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, listen_socket, number, require_extra
 from .animate import add_backend_argument
 
 TOKEN_VARIABLE = "LIVEPORTRAIT_TOKEN"
@@ -94,6 +94,22 @@ def run(args: argparse.Namespace) -> int:
                          f"(or set ${TOKEN_VARIABLE})")
     require_extra("serve", ("fastapi", "uvicorn", "python_multipart"), "liveportrait serve")
     c2pa_settings(args)  # bad C2PA credentials: one line and exit code 8, before anything starts
+    sock = listen_socket(args.host, args.port)  # a busy port: one line and exit code 9, in a second
+    try:
+        if args.ray is None:  # missing weights: one line before anything is created (Ray's nodes have their own)
+            from ..networks.checkpoint import locate_weights
+
+            locate_weights(args.weights)
+        return _serve(args, token, sock)
+    finally:
+        sock.close()
+
+
+def _serve(args: argparse.Namespace, token: str | None, sock) -> int:
+    """Listen at once and load the networks meanwhile: /healthz answers 503 "loading" and jobs queue until
+    the workers are ready; a failed load stops the server with its error."""
+    import threading
+
     from ..serve.store import JobStore
 
     store = JobStore(args.data)  # an unwritable folder fails here, before any network loads
@@ -103,24 +119,41 @@ def run(args: argparse.Namespace) -> int:
     from ..app.uploads import UploadLimits
     from ..serve.app import ServerSettings, create_app
     from ..serve.runner import JobRunner
+    from ..serve.workers import StartingWorkers
 
-    workers = make_workers(args)
-    runner = JobRunner(store, workers, timeout=args.job_timeout)
+    runner = JobRunner(store, StartingWorkers(pipeline_spec(args), args.workers), timeout=args.job_timeout)
     limits = UploadLimits.every_kind_at_most(args.max_upload_mb, max_pixels=args.max_pixels,
                                              video_seconds=args.max_video_seconds)
     settings = ServerSettings(token=token, cors=tuple(args.cors), queue_size=args.queue, limits=limits,
                               c2pa=c2pa_settings(args))
-    app = create_app(store, runner, settings)
-    runner.start()
+    server = uvicorn.Server(uvicorn.Config(create_app(store, runner, settings), log_level="warning" if args.quiet
+                                           else "info", access_log=not args.quiet, timeout_graceful_shutdown=5))
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            workers = make_workers(args)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread once the server stopped
+            failed.append(exc)
+            server.should_exit = True
+            return
+        runner.start(workers)
+        if not args.quiet:
+            where = f"Ray workers at {', '.join(workers.where)}" if args.ray else f"{workers.n} worker(s)"
+            print(f"ready: {where}", file=sys.stderr, flush=True)
+
     if not args.quiet:
-        where = f"Ray workers at {', '.join(workers.where)}" if args.ray else f"{workers.n} worker(s)"
-        print(f"serving on http://{args.host}:{args.port} ({where}; jobs in {store.data}; API docs at /docs)",
-              file=sys.stderr, flush=True)
+        print(f"serving on http://{args.host}:{args.port} (jobs in {store.data}; API docs at /docs); loading "
+              "networks ...", file=sys.stderr, flush=True)
+    loader = threading.Thread(target=load, name="liveportrait-load", daemon=True)
+    loader.start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
-                    access_log=not args.quiet, timeout_graceful_shutdown=5)
+        server.run(sockets=[sock])
     finally:
         runner.stop()
-        workers.close()
+        loader.join(60)
+        runner.workers.close()
         store.close()
+    if failed:
+        raise failed[0]
     return 0

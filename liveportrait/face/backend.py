@@ -228,6 +228,10 @@ def _import_mediapipe() -> types.SimpleNamespace:
     three package modules on the way are registered as bare packages (unless mediapipe was already
     imported in full, which is then reused as is).
     """
+    if not os.environ.get("LIVEPORTRAIT_FACE_VERBOSE"):
+        # the C++ side logs warnings at any time, not only at set-up (inference_feedback_manager.cc once
+        # reached a user's terminal mid-run); errors still show
+        os.environ.setdefault("GLOG_minloglevel", "2")
     global _MEDIAPIPE
     if _MEDIAPIPE is not None:
         return _MEDIAPIPE

@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import InputError, OutputError
+from ..errors import FrameError, InputError, OutputError
 
 PathLike = str | os.PathLike
 
@@ -59,10 +59,10 @@ def as_fps(value: Fraction | float | int | str) -> Fraction:
     else:
         f = float(value)
         if not math.isfinite(f):
-            raise ValueError(f"frame rate must be finite, got {value!r}")
+            raise FrameError(f"frame rate must be finite, got {value!r}")
         fps = _snap_float_fps(f)
     if fps <= 0:
-        raise ValueError(f"frame rate must be positive, got {value!r}")
+        raise FrameError(f"frame rate must be positive, got {value!r}")
     return fps
 
 

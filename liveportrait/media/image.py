@@ -18,7 +18,7 @@ from typing import Iterator, Literal
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from ..errors import InputError
+from ..errors import FrameError, InputError
 from ..provenance import NotGenerated, Stamp, writer_stamp
 from ..provenance.c2pa import sign_output
 from ._files import PathLike, atomic_output, by_extension, check_input_file, read_head
@@ -169,6 +169,24 @@ def read_image_with_alpha(
         raise InputError(f"{p}: unreadable or corrupt image ({exc})") from exc
 
 
+def image_size(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header alone, with ``read_image``'s checks (missing, empty, unreadable,
+    too many pixels) and none of its decoding: a tool that reads a picture its own way asks this first."""
+    p = check_input_file(path, "image")
+    try:
+        with _pillow_pixel_limit(max_pixels), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                _check_pixels(p, im.size, max_pixels)
+                return im.size
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{p}: image too large to decode safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(f"{p}: not a readable image ({type(exc).__name__})") from exc
+
+
 def read_image_metadata(path: PathLike) -> dict[str, str]:
     """Metadata written by ``write_image``: PNG text chunks, the JPEG comment or EXIF description."""
     p = check_input_file(path, "image")
@@ -296,12 +314,12 @@ def _write_format(path: PathLike) -> str:
 def _to_pil(image: np.ndarray) -> Image.Image:
     a = np.asarray(image)
     if a.dtype != np.uint8:
-        raise ValueError(f"write_image expects uint8 pixels, got {a.dtype}")
+        raise FrameError(f"write_image expects uint8 pixels, got {a.dtype}")
     if a.ndim == 2:
         return Image.fromarray(np.ascontiguousarray(a), "L")
     if a.ndim == 3 and a.shape[2] in (3, 4):
         return Image.fromarray(np.ascontiguousarray(a), "RGB" if a.shape[2] == 3 else "RGBA")
-    raise ValueError(f"write_image expects HxW, HxWx3 or HxWx4 pixels, got shape {a.shape}")
+    raise FrameError(f"write_image expects HxW, HxWx3 or HxWx4 pixels, got shape {a.shape}")
 
 
 def _save_kwargs(fmt: str, metadata: dict[str, object], quality: int, label: dict[str, str] | None = None) -> dict:

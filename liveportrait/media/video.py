@@ -37,7 +37,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from ..errors import InputError, LivePortraitError, OutputError
+from ..errors import FrameError, InputError, LivePortraitError, OutputError
 from ..provenance import NotGenerated, Stamp, writer_stamp
 from ..provenance.c2pa import sign_output
 from ._audio import AudioTrack, open_audio_track
@@ -425,9 +425,9 @@ class VideoWriter(_AtomicSink):
     def _check_frame(self, frame: np.ndarray) -> np.ndarray:
         a = np.asarray(frame)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-            raise ValueError(f"VideoWriter expects HxWx3 uint8 RGB frames, got {a.dtype} {a.shape}")
+            raise FrameError(f"VideoWriter expects HxWx3 uint8 RGB frames, got {a.dtype} {a.shape}")
         if self._input_shape is not None and a.shape != self._input_shape:
-            raise ValueError(f"frame {self.frames_written} is {a.shape}, earlier frames were {self._input_shape}")
+            raise FrameError(f"frame {self.frames_written} is {a.shape}, earlier frames were {self._input_shape}")
         self._input_shape = a.shape
         return np.ascontiguousarray(a)
 
@@ -451,7 +451,7 @@ class VideoWriter(_AtomicSink):
 
     def _finish(self) -> None:
         if self._vstream is None:
-            raise ValueError(f"{self.path}: no frames were written")
+            raise FrameError(f"{self.path}: no frames were written")
         self._mux(self._vstream.encode(None))
         if self._audio is not None:
             self._audio.finish(self.duration)
@@ -568,7 +568,7 @@ class GifWriter(_AtomicSink):
             raise RuntimeError(f"{self.path}: write() after close()")
         a = np.asarray(frame)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-            raise ValueError(f"GifWriter expects HxWx3 uint8 RGB frames, got {a.dtype} {a.shape}")
+            raise FrameError(f"GifWriter expects HxWx3 uint8 RGB frames, got {a.dtype} {a.shape}")
         if self.stamp is not None:
             a = self.stamp.mark(a)
         if self._stream is None:
@@ -576,7 +576,7 @@ class GifWriter(_AtomicSink):
             self._stream.width, self._stream.height, self._stream.pix_fmt = a.shape[1], a.shape[0], "pal8"
             self._stream.codec_context.time_base = 1 / self.fps
         elif (a.shape[1], a.shape[0]) != (self._stream.width, self._stream.height):
-            raise ValueError(f"frame {self.frames_written} is {a.shape}, earlier frames were different")
+            raise FrameError(f"frame {self.frames_written} is {a.shape}, earlier frames were different")
         vf = av.VideoFrame.from_ndarray(_quantise(a, self._method, self._dither), format="pal8")
         vf.pts = self.frames_written
         for packet in self._stream.encode(vf):
@@ -585,7 +585,7 @@ class GifWriter(_AtomicSink):
 
     def _finish(self) -> None:
         if self._stream is None:
-            raise ValueError(f"{self.path}: no frames were written")
+            raise FrameError(f"{self.path}: no frames were written")
         for packet in self._stream.encode(None):
             self._out.mux(packet)
         self._out.close()
@@ -672,7 +672,7 @@ class PngSequenceWriter(_AtomicSink):
             return self.path
         if self.frames_written == 0:
             self.abort()
-            raise ValueError(f"{self.path}: no frames were written")
+            raise FrameError(f"{self.path}: no frames were written")
         old = None
         if self.path.exists():
             old = temp_path_beside(self.path)

@@ -186,14 +186,25 @@ class Edit:
             out[c.name] = None if v is None else min(max(v, c.minimum), c.maximum)
         return Edit(**out)
 
+    def in_range(self) -> "Edit":
+        """This edit, or an InputError naming the first control outside its range (the sliders' range: past
+        it the keypoints leave what the networks were trained on and the face tears)."""
+        for c in CONTROLS:
+            v = getattr(self, c.name)
+            if v is not None and not c.minimum <= v <= c.maximum:
+                raise InputError(f"edit: {c.name} must be between {c.minimum:g} and {c.maximum:g}, got {v:g}")
+        return self
+
     def as_dict(self) -> dict[str, float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Edit":
-        unknown = set(values) - {f.name for f in fields(cls)}
+        names = [f.name for f in fields(cls)]
+        unknown = set(values) - set(names)
         if unknown:
-            raise InputError(f"edit: unknown control(s) {', '.join(sorted(unknown))}")
+            raise InputError(f"edit: unknown control{'s' if len(unknown) > 1 else ''} {', '.join(sorted(unknown))}; "
+                             f"the controls are {', '.join(names)}")
         return cls(**values)
 
     @property

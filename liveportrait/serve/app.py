@@ -212,11 +212,14 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
             time.sleep(0.02)
         return store.get(job_id)
 
-    @app.get("/healthz", summary="Liveness: the workers and the queue")
+    @app.get("/healthz", summary="Readiness: the workers and the queue (503 and status 'loading' while the "
+                                 "networks load; jobs are queued meanwhile)")
     def healthz():
         counts = store.counts()
-        return {"status": "ok", "version": __version__, "workers": runner.workers.n, "busy": runner.busy,
-                "queued": counts.get("queued", 0), "pipelines": runner.workers.loaded()}
+        body = {"status": "ok" if runner.started else "loading", "version": __version__,
+                "workers": runner.workers.n, "busy": runner.busy, "queued": counts.get("queued", 0),
+                "pipelines": runner.workers.loaded()}
+        return body if runner.started else JSONResponse(body, status_code=503)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics():
@@ -259,6 +262,8 @@ def _parse_options(text: str) -> dict:
         options = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
         raise ApiError(422, f"options is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:  # "[[[[...]]]]" thousands deep: the parser's stack, not a server error
+        raise ApiError(422, "options is nested too deeply to be option names and values") from None
     if not isinstance(options, dict):
         raise ApiError(422, "options must be a JSON object of option names and values")
     return options

@@ -82,6 +82,8 @@ def _rows(path: Path):
                     row["options"] = json.loads(options) if options else {}
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{i}: options is not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise InputError(f"{path}:{i}: options is nested too deeply") from None
                 yield i, {k: v for k, v in row.items() if v not in (None, "") or k == "options"}
     elif suffix in (".jsonl", ".ndjson"):
         with open(path) as f:
@@ -92,6 +94,8 @@ def _rows(path: Path):
                     yield i, json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
+                except RecursionError:
+                    raise InputError(f"{path}:{i}: nested too deeply to be a job") from None
     else:
         raise InputError(f"{path}: a jobs file is .jsonl (one JSON object a line) or .csv")
 

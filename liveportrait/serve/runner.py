@@ -29,9 +29,14 @@ class JobRunner:
         self.job_seconds = 0.0  # the time of succeeded jobs, for Retry-After
         self.jobs_done = 0
         self.rejected = 0
+        self.started = False  # the workers are loaded and taking jobs (until then /healthz says "loading")
 
-    def start(self) -> None:
+    def start(self, workers=None) -> None:
+        """Take jobs, with ``workers`` (loaded meanwhile, while the server already queued jobs) if given."""
+        if workers is not None:
+            self.workers = workers
         self.store.recover()
+        self.started = True
         for slot in range(self.workers.n):
             t = threading.Thread(target=self._loop, args=(slot,), name=f"liveportrait-worker-{slot}", daemon=True)
             t.start()

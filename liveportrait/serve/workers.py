@@ -67,6 +67,23 @@ class PipelineSpec:
         return None
 
 
+class StartingWorkers:
+    """What the server's workers say while their networks load: the server listens (and queues jobs) at once,
+    and the real workers take over once loaded."""
+
+    def __init__(self, spec: PipelineSpec, n: int, where: str = "loading"):
+        self.spec, self.n, self.where = spec, n, [where] * n
+
+    def animal_error(self) -> str | None:
+        return self.spec.animal_error()
+
+    def loaded(self) -> dict[str, int]:
+        return dict.fromkeys(VARIANTS, 0)
+
+    def close(self) -> None:
+        pass
+
+
 class SlotPipelines:
     """One worker's pipelines, at most one per variant: ``preload`` loaded now (a failure is the start's
     error, as the operator gave it), the others the first time a job needs them, then kept."""

@@ -121,3 +121,22 @@ def test_app_animate_result_is_marked(backend, examples_dir, driving, capsys):
 def test_app_retarget_video_is_marked(backend, driving, capsys):
     out = backend.retarget(str(driving), eye_ratio=0.2, lip_ratio=None)
     assert_fully_marked(out, capsys)
+
+
+def test_verify_refuses_empty_truncated_and_oversized_files_from_the_header(examples_dir, tmp_path, capsys):
+    """One line each, from the header: no OS error number, no path said twice, no Pillow warning, and a
+    144 MP picture refused at once instead of decoded for half a minute."""
+    from PIL import Image
+
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes((examples_dir / "driving/d0.mp4").read_bytes()[:3000])
+    huge = tmp_path / "huge.png"
+    Image.new("L", (12000, 12000)).save(huge, compress_level=1)
+    for path, message in [(empty, "video file is empty (0 bytes)"), (truncated, "unreadable or corrupt video"),
+                          (huge, "image too large (12000x12000 = 144 MP; the limit is 100 MP)")]:
+        assert main(["verify", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [f"error: {path}: {message}" + err.split(message, 1)[1].rstrip("\n")], err
+        assert "Errno" not in err and "Warning" not in err and err.count(str(path)) == 1

@@ -11,13 +11,14 @@ and a non-loopback address without a token are one-line errors.
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.serve.conftest import ANIMAL_JOB, check_marked_video, submit, wait_for
+from tests.serve.conftest import ANIMAL_JOB, FAST, check_marked_video, submit, wait_for
 
 
 def test_a_job_round_trip(start_server, media, tmp_path, httpx):
@@ -106,6 +107,9 @@ def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(start_server
         bad_json = client.post("/v1/jobs", files={"source": ("a.jpg", photo), "driving": ("b.jpg", photo)},
                                data={"options": "{not json"})
         assert bad_json.status_code == 422 and "not valid JSON" in bad_json.json()["error"]
+        deep = client.post("/v1/jobs", files={"source": ("a.jpg", photo), "driving": ("b.jpg", photo)},
+                           data={"options": "[" * 100_000 + "]" * 100_000})  # was a 500 (RecursionError)
+        assert deep.status_code == 422 and "nested too deeply" in deep.json()["error"], deep.text
         for path in ("/v1/jobs/../../etc/passwd", "/v1/jobs/..%2F..%2Fetc%2Fpasswd", "/v1/jobs/nope/result",
                      "/nowhere"):
             r = client.get(path)
@@ -226,3 +230,50 @@ def test_a_full_disk_is_a_clear_error(start_server, media, tmp_path, httpx):
         server.stop()
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+def test_the_server_answers_and_queues_while_its_networks_load(tiny_weights, media, tmp_path, httpx):
+    """What ``serve`` runs while it loads: /healthz is 503 "loading", a job is accepted and queued, and it runs
+    once the loaded workers take over (in a real deployment the load takes seconds to minutes)."""
+    from fastapi.testclient import TestClient
+
+    from liveportrait.serve.app import create_app
+    from liveportrait.serve.runner import JobRunner
+    from liveportrait.serve.store import JobStore
+    from liveportrait.serve.workers import LocalWorkers, PipelineSpec, StartingWorkers
+
+    store = JobStore(tmp_path / "data")
+    spec = PipelineSpec(str(tiny_weights), model_config="tiny")
+    runner = JobRunner(store, StartingWorkers(spec, 1))
+    try:
+        with TestClient(create_app(store, runner)) as client:
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["status"] == "loading", health.text
+            job = submit(client, media, options=FAST)
+            assert job.status_code == 202, job.text
+            assert client.get(f"/v1/jobs/{job.json()['id']}").json()["state"] == "queued"
+            runner.start(LocalWorkers(spec, 1))
+            assert client.get("/healthz").json()["status"] == "ok"
+            assert wait_for(client, job.json()["id"])["state"] == "succeeded"
+    finally:
+        runner.stop()
+        store.close()
+
+
+def test_a_busy_port_or_missing_weights_fail_at_once_and_leave_nothing(tmp_path, tiny_weights, httpx):
+    cli = [sys.executable, "-m", "liveportrait.cli", "serve", "--data", str(tmp_path / "data")]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = subprocess.run(cli + ["--port", port, "--weights", str(tiny_weights)], capture_output=True, text=True,
+                              timeout=60)
+    assert busy.returncode == 9, busy.stderr  # was: "serving on ...", a network load, then exit 3
+    assert busy.stderr.strip().splitlines() == [f"error: 127.0.0.1:{port} is already in use (another server?): stop "
+                                                "it or choose another --port"]
+    from tests.serve.conftest import free_port
+
+    missing = subprocess.run(cli + ["--port", str(free_port()), "--weights", str(tmp_path / "nowhere")], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 4 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no data folder, no jobs.sqlite3
