@@ -43,6 +43,7 @@ outputs, it does not stop a determined forger.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import math
 import secrets
@@ -75,14 +76,11 @@ _CODED_BITS = (_MSG_BITS + _K - 1) * len(_GENERATORS)
 
 
 def _crc16(bits: np.ndarray) -> int:
-    """CRC-16/CCITT-FALSE of a bit sequence (MSB first)."""
-    crc = 0xFFFF
-    for b in bits:
-        top = (crc >> 15) & 1
-        crc = (crc << 1) & 0xFFFF
-        if top ^ int(b):
-            crc ^= 0x1021
-    return crc
+    """CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, unreflected, no final XOR) of a bit
+    sequence read MSB first in whole bytes: ``binascii.crc_hqx`` with 0xFFFF as the start value."""
+    if len(bits) % 8:
+        raise ValueError(f"the CRC is taken over whole bytes, not {len(bits)} bits")
+    return binascii.crc_hqx(np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), 0xFFFF)
 
 
 def _int_bits(value: int, n: int) -> np.ndarray:

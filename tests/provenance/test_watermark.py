@@ -36,6 +36,17 @@ def test_payload_code_roundtrip_and_error_correction():
         assert W._bits_int(msg[40:]) == W._crc16(msg[:40])
 
 
+def test_crc_is_ccitt_false_and_unchanged_for_marks_already_written():
+    # the catalogue's check value of CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over the bytes "123456789"
+    assert W._crc16(np.unpackbits(np.frombuffer(b"123456789", np.uint8))) == 0x29B1
+    # the CRCs the bit-by-bit implementation wrote before binascii.crc_hqx took over: marks already in
+    # published videos must still decode with a valid CRC
+    for run, crc in ((0, 0x8B4F), (1, 0x9B6E), (0xFFFFFFFF, 0x1280), (0x1A2B3C4D, 0x57E5)):
+        assert W._bits_int(W._message_bits(W.TOOL_ID, run)[40:]) == crc
+    with pytest.raises(ValueError):
+        W._crc16(np.zeros(12, np.uint8))
+
+
 @pytest.mark.parametrize("payload", [b"\x00\x00\x00\x2a", 42, "0000002a"])
 def test_payload_forms(payload):
     assert Watermarker(payload).payload == b"\x00\x00\x00\x2a"
