@@ -23,12 +23,13 @@ the full default configuration, which is the best documentation of every key.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
+
+import tomli_w
 
 from ..errors import InputError
 
@@ -380,38 +381,19 @@ def _resolve_paths(cfg: TrainConfig, base: Path) -> None:
 # writing
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf") if not math.isnan(v) else "nan"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+def _toml_table(values: dict) -> str:
+    """``key = value`` lines written by tomli-w, in order; a key whose value is None is written commented out."""
+    return "".join(f'# {k} = "..."\n' if v is None else tomli_w.dumps({k: v}) for k, v in values.items())
 
 
 def to_toml(cfg: TrainConfig) -> str:
     """The config as TOML (keys whose value is None are written commented out)."""
-    lines: list[str] = []
-    tables = []
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            tables.append((f.name, v))
-        elif v is None:
-            lines.append(f"# {f.name} = \"...\"")
-        else:
-            lines.append(f"{f.name} = {_toml_value(v)}")
-    for name, table in tables:
-        lines += ["", f"[{name}]"]
-        for f in fields(table):
-            v = getattr(table, f.name)
-            lines.append(f"# {f.name} = \"...\"" if v is None else f"{f.name} = {_toml_value(v)}")
-    return "\n".join(lines) + "\n"
+    top = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    tables = {k: asdict(v) for k, v in top.items() if is_dataclass(v)}
+    text = _toml_table({k: v for k, v in top.items() if k not in tables})
+    for name, table in tables.items():
+        text += f"\n[{name}]\n" + _toml_table(table)
+    return text
 
 
 def default_toml(stage: str = "stage1") -> str:
