@@ -26,7 +26,13 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   # shellcheck disable=SC1091
   . .venv/bin/activate
 fi
-pip_q() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+# mediapipe 0.10.21 declares jax, matplotlib and more that its face models never import (it is installed with
+# --no-deps below); pip's resolver then prints those as red "conflicts" on later installs: only they are dropped
+drop_mediapipe_conflicts() {
+  grep -v -E "^mediapipe 0\.10\.21 requires |^ERROR: pip's dependency resolver does not currently take into account" \
+    >&2 || true
+}
+pip_q() { python -m pip install --quiet --disable-pip-version-check "$@" 2> >(drop_mediapipe_conflicts); }
 
 if ! python -c "import torch" 2>/dev/null; then
   torch_spec=${LIVEPORTRAIT_TORCH:-torch==2.13.0}

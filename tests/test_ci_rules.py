@@ -101,3 +101,17 @@ def test_under_ci_every_skip_but_the_cuda_one_fails_and_says_why(tmp_path, ci):
     assert "ERROR tests/test_module_level.py" in out  # a module-level skip is a collection error
     assert "../shared (examples and conformance kit) not found" in out and "CI=true" in out
     assert "a skip that does not use the helpers" in out
+
+
+def test_install_script_drops_only_mediapipes_undeclared_dependency_conflicts():
+    """pip prints mediapipe's unused declared dependencies (jax, matplotlib, ...) in red as conflicts on later
+    installs; scripts/install.sh drops those lines and keeps any other message."""
+    script = HERE.parent / "scripts" / "install.sh"
+    pip_said = ("ERROR: pip's dependency resolver does not currently take into account all the packages that are "
+                "installed. This behaviour is the source of the following dependency conflicts.\n"
+                "mediapipe 0.10.21 requires jax, which is not installed.\n"
+                "mediapipe 0.10.21 requires matplotlib, which is not installed.\n"
+                "gradio 6.31.0 requires pillow<13, but you have pillow 13.0 which is incompatible.\n")
+    run = subprocess.run(["bash", "-c", f'eval "$(sed -n "/^drop_mediapipe_conflicts()/,/^}}/p" {script})"; '
+                          "drop_mediapipe_conflicts"], input=pip_said, capture_output=True, text=True, timeout=30)
+    assert run.stderr == "gradio 6.31.0 requires pillow<13, but you have pillow 13.0 which is incompatible.\n"

@@ -87,3 +87,9 @@ def test_every_command_reports_usage_errors_the_same_way(capsys):
         assert len(lines) == 2 and lines[0].startswith(f"{name}: error: "), err
         assert lines[1].startswith(f"run '{name} --help' for the "), err
         assert "usage:" not in err
+
+
+def test_benchmark_help_says_what_bf16_puts_in_bfloat16():
+    parser = dict(parsers())["liveportrait benchmark"]
+    text = next(a.help for a in parser._actions if "--precision" in a.option_strings)
+    assert "G in bfloat16, W exact float32" in text and "W and G in bfloat16" not in text

@@ -120,14 +120,17 @@ def download_audio_weights(dest: str | os.PathLike | None = None) -> AudioWeight
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - a declared dependency
         raise WeightsError("huggingface_hub is not installed: pip install huggingface_hub") from None
-    dest.mkdir(parents=True, exist_ok=True)
-    for repo, files, folder in audio_hub_downloads(dest):
-        try:
-            snapshot_download(repo_id=repo, allow_patterns=files, local_dir=str(folder))
-        except Exception as exc:  # the hub raises many types (offline, HTTP, DNS); all mean "could not fetch"
-            missing = resolve_audio_layout(dest).missing() or [str(dest)]
-            raise WeightsError(f"could not download {repo} from the Hugging Face Hub ({type(exc).__name__}). "
-                               + missing_audio_weights_message(dest, missing)) from None
+    from ..media._files import remove_new_folders_on_error
+
+    with remove_new_folders_on_error(dest, contents=True):  # a failed first download leaves no folder
+        dest.mkdir(parents=True, exist_ok=True)
+        for repo, files, folder in audio_hub_downloads(dest):
+            try:
+                snapshot_download(repo_id=repo, allow_patterns=files, local_dir=str(folder))
+            except Exception as exc:  # the hub raises many types (offline, HTTP, DNS); all mean "could not fetch"
+                missing = resolve_audio_layout(dest).missing() or [str(dest)]
+                raise WeightsError(f"could not download {repo} from the Hugging Face Hub ({type(exc).__name__}). "
+                                   + missing_audio_weights_message(dest, missing)) from None
     layout = resolve_audio_layout(dest)
     if layout.missing():
         raise WeightsError(missing_audio_weights_message(dest, layout.missing()))

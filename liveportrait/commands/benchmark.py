@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", action="append", choices=("auto", "fp32", "fp16", "bf16"),
                    help="precision(s); repeat for several. Default: fp32, plus what 'auto' picks on this machine "
                         "for the backend animate picks (bf16 with fast on a CPU with native bfloat16, fp16 with "
-                        "eager on CUDA). bf16 applies to fast (CPU: W and G in bfloat16), eager and compile "
+                        "eager on CUDA). bf16 applies to fast (CPU: G in bfloat16, W exact float32), eager and compile "
                         "(autocast); fp16 to eager and compile")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"), help="where the networks are timed")
     p.add_argument("--allocator", default="tuned", choices=("tuned", "default"),
@@ -84,7 +84,7 @@ def precision_note(device: str) -> str:
     auto = resolve_precision("auto", device)
     backend = pick_backend("auto", device, auto)
     if device == "cpu":
-        why = ("the CPU computes bfloat16 natively (avx512_bf16 or amx_bf16): W and G in bfloat16, M, F, S and "
+        why = ("the CPU computes bfloat16 natively (avx512_bf16 or amx_bf16): G in bfloat16; W, M, F, S and "
                "the keypoints float32" if cpu_has_native_bf16() else
                "no native bfloat16 on this CPU (no avx512_bf16 or amx_bf16 flag): the exact float32 path")
     else:

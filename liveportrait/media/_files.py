@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -131,9 +133,10 @@ def check_output(path: PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def remove_new_folders_on_error(*paths: PathLike) -> Iterator[None]:
+def remove_new_folders_on_error(*paths: PathLike, contents: bool = False) -> Iterator[None]:
     """On an error, remove the folders above ``paths`` that this block created and left empty, so a
-    failed run leaves the disk as it found it."""
+    failed run leaves the disk as it found it. ``contents``: remove them with what this block put in them
+    (a failed download's partial files and the hub's bookkeeping)."""
     missing: list[Path] = []
     for path in paths:
         p = Path(path).expanduser().absolute()
@@ -144,6 +147,8 @@ def remove_new_folders_on_error(*paths: PathLike) -> Iterator[None]:
         yield
     except BaseException:
         for d in sorted(set(missing), key=lambda d: len(d.parts), reverse=True):
+            if contents:
+                shutil.rmtree(d, ignore_errors=True)
             with contextlib.suppress(OSError):
                 d.rmdir()  # only if empty
         raise
@@ -159,8 +164,31 @@ def make_folder(folder: Path) -> None:
         raise OutputError(f"cannot create the folder {folder}: {_reason(exc)}") from None
 
 
+# a writer's hidden temporary file: ".NAME." + mkstemp's 8 characters + ".part" and an extension
+_PART_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part(\.[A-Za-z0-9]+)?$")
+STALE_PART_SECONDS = 24 * 3600
+
+
+def sweep_stale_parts(folder: Path, older_than: float = STALE_PART_SECONDS) -> list[Path]:
+    """Remove writers' temporary files left in ``folder`` by runs killed outright (SIGKILL, power loss: no
+    clean-up ran) once they are a day old; a younger one may belong to a run still writing."""
+    removed = []
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not _PART_FILE.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                if now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
 def temp_path_beside(final: Path, suffix: str = "") -> Path:
-    """Reserve a hidden, unique file name in the target's folder (same filesystem, so rename is atomic)."""
+    """Reserve a hidden, unique file name in the target's folder (same filesystem, so rename is atomic);
+    day-old ones of killed runs there are swept first."""
+    sweep_stale_parts(final.parent)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
     except OSError as exc:

@@ -19,11 +19,13 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import torch
 from torch import nn
 
@@ -89,12 +91,23 @@ def _animal_base_dir(root: Path) -> Path:
     return complete[0] if complete else folders[-1] / f"base_models{ANIMAL_VERSION}"
 
 
+def user_cache_root() -> Path:
+    """liveportrait's per-user cache folder, from platformdirs: on Linux ``$XDG_CACHE_HOME/liveportrait`` or
+    ``~/.cache/liveportrait``. On macOS and Windows a folder already at that Linux place is kept (weights
+    downloaded there before do not move); otherwise the system's own cache folder."""
+    native = Path(platformdirs.user_cache_dir("liveportrait", appauthor=False)).expanduser()
+    if sys.platform.startswith("linux"):
+        return native
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    legacy = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "liveportrait"
+    return legacy if legacy.is_dir() else native
+
+
 def default_cache_dir() -> Path:
+    """The released weights' folder: ``$LIVEPORTRAIT_CACHE`` itself, else inside the user cache folder."""
     if os.environ.get(ENV_CACHE):
         return Path(os.environ[ENV_CACHE]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "liveportrait" / HUB_REPO_ID.replace("/", "--")
+    return user_cache_root() / HUB_REPO_ID.replace("/", "--")
 
 
 def weights_search_path(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
@@ -328,14 +341,17 @@ def hub_patterns(animal: bool = False) -> list[str]:
 
 def download_weights(dest: str | os.PathLike | None = None, animal: bool = False) -> WeightsLayout:
     """Fetch the released checkpoints into ``dest`` (the user cache by default) with progress bars."""
+    from ..media._files import remove_new_folders_on_error
+
     dest = Path(dest).expanduser() if dest else default_cache_dir()
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - a declared dependency
         raise WeightsError("huggingface_hub is not installed: pip install huggingface_hub") from None
-    dest.mkdir(parents=True, exist_ok=True)
     try:
-        snapshot_download(repo_id=HUB_REPO_ID, allow_patterns=hub_patterns(animal), local_dir=str(dest))
+        with remove_new_folders_on_error(dest, contents=True):  # a failed first download leaves no folder
+            dest.mkdir(parents=True, exist_ok=True)
+            snapshot_download(repo_id=HUB_REPO_ID, allow_patterns=hub_patterns(animal), local_dir=str(dest))
     except Exception as exc:  # the hub raises many types (offline, HTTP, DNS); all mean "could not fetch"
         layout = resolve_layout(dest, animal)
         raise WeightsError(

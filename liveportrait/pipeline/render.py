@@ -213,7 +213,7 @@ def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
     audio = next((a for a in audio_candidates if a is not None), None)
     if cfg.comparison:
         panel = None if source_is_video else _source_panel(faces, image)
-        frames = _with_comparison(frames, main, panel)
+        frames = _with_comparison(frames, main, panel, src if source_is_video else None, cfg.source_video_max_dim)
     return Rendering(frames, plan.fps, 1 if plan.image_output else total, n_faces, audio, plan.image_output,
                      main.template if main.is_video else None, crops, cfg.comparison, list(plan.notes))
 
@@ -229,12 +229,17 @@ def _source_panel(faces: list[SourceFace], image: np.ndarray) -> np.ndarray:
     return crop.crop_512 if crop is not None else image
 
 
-def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
-                     source_panel: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion, source_panel: np.ndarray | None,
+                     source_video=None, max_dim: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pair each result with a side-by-side [driving | source | result] panel (no driving panel for a
-    template, or for driving frames that could be read only once)."""
+    template, or for driving frames that could be read only once). A source video's panel is its frame at
+    the same time (read by a second decoder), as the result shows it."""
     d = driving.source
     with contextlib.ExitStack() as stack:
+        src_iter = None
+        if source_video is not None and (source_video.path is not None
+                                         or isinstance(source_video.sequence, (list, tuple))):
+            _, src_iter = stack.enter_context(open_frames(source_video))
         drv_iter, last = None, None
         if d is not None and d.kind == "video" and (d.path is not None or isinstance(d.sequence, (list, tuple))):
             _, drv_iter = stack.enter_context(open_frames(d))
@@ -245,5 +250,8 @@ def _with_comparison(frames: Iterator[np.ndarray], driving: DrivingMotion,
         for frame in frames:
             if drv_iter is not None:
                 last = next(drv_iter, last)
+            if src_iter is not None:
+                source_frame = next(src_iter, None)
+                source_panel = source_panel if source_frame is None else resize_to_limit(source_frame, max_dim)
             panels = [p for p in (last, source_panel) if p is not None] + [frame]
             yield frame, side_by_side(panels)

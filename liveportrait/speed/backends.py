@@ -14,7 +14,8 @@ from .compute import BF16_CPU_FLAGS, cpu_has_native_bf16, pick_backend, resolve_
 FIDELITY_REL_L2 = {"eager": 0.0, "fast": 1e-4, "compile": 1e-4, "onnxruntime": 1e-4, "openvino": 1e-4,
                    "bf16": 2e-2}
 # PSNR (dB) of rendered uint8 frames against float32 eager on the example photos; "bf16" is the fast
-# backend with precision="bf16" (W and G in bfloat16, speed/bf16.py), also held on the conformance inputs
+# backend with precision="bf16" (G in bfloat16, W exact float32: speed/bf16.py), also held on the conformance
+# inputs
 # "fp16": the GPU's float16 autocast, checked by benchmarks/gpu_check.sh on a lent GPU (not yet measured)
 FIDELITY_PSNR_DB = {"fast": 60.0, "onnxruntime": 60.0, "openvino": 60.0, "compile": 60.0, "bf16": 40.0, "fp16": 40.0}
 
@@ -116,8 +117,8 @@ def accelerate(networks: nn.Module, backend: str = "fast", device: str | torch.d
                cache_dir: str | os.PathLike | None = None, precision: str = "fp32", **options) -> nn.Module:
     """``networks`` with W, G and M running on ``backend`` (see the module docstring).
 
-    ``precision="bf16"`` with the fast backend on the CPU: W and G in bfloat16 (``speed/bf16.py``), M,
-    F and S float32; pass the same precision to the ``Animator``. Other precisions and backends give
+    ``precision="bf16"`` with the fast backend on the CPU: G in bfloat16 (``speed/bf16.py``), W the exact
+    float32 rewrite, M, F and S float32; pass the same precision to the ``Animator``. Other precisions and backends give
     the float32 networks (the Animator's autocast applies reduced precision to eager and compile);
     "auto" is resolved with ``resolve_precision``."""
     if backend not in BACKENDS:

@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,9 +251,34 @@ def test_download_command_offline_exit_code(tmp_path, monkeypatch, capsys):
     from liveportrait.cli import main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert main(["download", "--dest", str(tmp_path / "dl")]) == WeightsError.exit_code
-    err = capsys.readouterr().err
-    assert err.startswith("error: could not download") and "Traceback" not in err
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for args in (["download", "--dest", str(tmp_path / "dl" / "weights")], ["download", "--audio", "--dest",
+                 str(tmp_path / "audio")], ["download", "--dest", str(kept)]):
+        assert main(args) == WeightsError.exit_code
+        err = capsys.readouterr().err
+        assert err.startswith("error: could not download") and "Traceback" not in err
+    # the folders a failed download made are gone (an empty DIR was left before); one the user had stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
+def test_day_old_part_files_of_killed_runs_are_swept_when_the_next_output_is_written(tmp_path):
+    """A SIGKILLed run leaves its hidden .NAME.XXXXXXXX.part.mp4 (no clean-up runs); the next write in that
+    folder removes those a day old, and leaves younger ones (a run may still be writing) and other files."""
+    import time
+
+    from liveportrait.media import write_image
+
+    old = tmp_path / ".clip.mp4.a1b2c3d4.part.mp4"
+    young = tmp_path / ".other.mp4.zz9_x8y7.part.mp4"
+    lookalike = tmp_path / ".notes.part"  # not a writer's name
+    for p in (old, young, lookalike):
+        p.write_bytes(b"partial")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    os.utime(lookalike, (day_ago, day_ago))
+    write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([young.name, lookalike.name, "out.png"])
 
 
 def test_read_state_dict_strips_dataparallel_prefix(tiny_weights):

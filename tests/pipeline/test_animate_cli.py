@@ -110,6 +110,26 @@ def test_video_source_follows_source_length_and_sound(animate, examples_dir, tmp
     assert count_frames(out) == 78
 
 
+def test_comparison_of_a_video_source_shows_its_frame_beside_the_result(animate, examples_dir, tmp_path):
+    """A source video driven by a template: the comparison is [source frame | result] at each time (it was the
+    result alone, no source panel); --max-frames keeps the preview to 3 frames."""
+    from liveportrait.media import iter_frames, read_frames
+    from liveportrait.pipeline import resize_to_limit, side_by_side
+
+    out = tmp_path / "v.mp4"
+    code, err = animate("-s", examples_dir / "source/s13.mp4", "-d", examples_dir / "driving/d5.pkl", "-o", out,
+                        "--comparison", "--max-frames", "3")
+    assert code == 0, err
+    panels, results = read_frames(tmp_path / "v_concat.mp4"), read_frames(out)
+    sources = [resize_to_limit(f, 1280) for f in iter_frames(examples_dir / "source/s13.mp4", limit=3)]
+    assert len(panels) == len(results) == 3
+    for panel, source, result in zip(panels, sources, results):
+        expected = side_by_side([source, result])
+        assert panel.shape == expected.shape  # two panels, not one
+        error = np.abs(panel.astype(np.float32) - expected.astype(np.float32)).mean()
+        assert error < 6, error  # H.264 twice; a missing or wrong panel is off by tens
+
+
 def test_no_crop_outputs_the_crop(animate, examples_dir, tmp_path):
     out = tmp_path / "crop.mp4"
     code, err = animate("-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d1.pkl", "-o", out,
