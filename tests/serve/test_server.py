@@ -273,7 +273,7 @@ def test_a_busy_port_or_missing_weights_fail_at_once_and_leave_nothing(tmp_path,
                                                 "it or choose another --port"]
     from tests.serve.conftest import free_port
 
-    missing = subprocess.run(cli + ["--port", str(free_port()), "--weights", str(tmp_path / "nowhere")], capture_output=True,
-                             text=True, timeout=60)
+    missing = subprocess.run(cli + ["--port", str(free_port()), "--weights", str(tmp_path / "nowhere")],
+                             capture_output=True, text=True, timeout=60)
     assert missing.returncode == 4 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no data folder, no jobs.sqlite3
