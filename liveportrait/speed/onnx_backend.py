@@ -5,8 +5,9 @@ custom operator or TensorRT plugin is needed. Every graph has a dynamic batch ax
 wrappers take and return torch tensors with the modules' own signatures, so ``Animator`` runs them
 unchanged.
 
-Exported files are cached under ``cache_dir`` (default ``$LIVEPORTRAIT_CACHE/onnx`` or
-``~/.cache/liveportrait/onnx``), named by a digest of the weights, so a second run loads at once.
+Exported files are cached under ``cache_dir`` (default ``$LIVEPORTRAIT_CACHE/onnx`` or ``onnx`` in the
+user cache folder, ``~/.cache/liveportrait/onnx`` on Linux), named by a digest of the weights, so a second
+run loads at once.
 """
 
 from __future__ import annotations
@@ -160,8 +161,9 @@ def weights_digest(networks) -> str:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("LIVEPORTRAIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "liveportrait")
-    return Path(root) / "onnx"
+    from ..networks.checkpoint import ENV_CACHE, user_cache_root
+
+    return (Path(os.environ[ENV_CACHE]).expanduser() if os.environ.get(ENV_CACHE) else user_cache_root()) / "onnx"
 
 
 def export_onnx(networks, out_dir: str | os.PathLike, names=None, opset: int = OPSET,
