@@ -73,6 +73,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_app_on_a_busy_port_is_one_line_and_exit_9_before_loading(tiny_weights, need):
+    """Was an 18-line Gradio traceback after the networks had loaded."""
+    need("gradio", "pip install -e '.[app]'")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "liveportrait.cli", "app", "--weights", str(tiny_weights),
+                              "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stderr
+    assert run.stderr.splitlines() == [f"error: 127.0.0.1:{port} is already in use (another server?): stop it or "
+                                       "choose another --port"]
+
+
 def test_app_names_its_own_options_not_gradios_launch_arguments(tiny_weights, need):
     need("gradio", "pip install -e '.[app]'")
     port = _free_port()
