@@ -70,3 +70,32 @@ def test_values_in_range_are_kept(command, args):
     for option, value in zip(args[::2], args[1::2]):
         got = parsed[option[2:].replace("-", "_")]
         assert str(got) == value or got == float(value), (option, got)
+
+
+def test_animate_defaults_are_the_configs():
+    """Every option animate leaves at its default gives AnimateConfig's default: the defaults are written once."""
+    from dataclasses import fields
+
+    from liveportrait.commands.animate import config_from_args
+    from liveportrait.config import AnimateConfig, MotionOptions
+
+    args = build_parser().parse_args(["animate", "-s", "a.jpg", "-d", "b.mp4"])
+    got, want = config_from_args(args), AnimateConfig()
+    differing = [f.name for f in fields(AnimateConfig)
+                 if f.name not in ("device", "precision", "backend", "motion") and getattr(got, f.name) != getattr(
+                     want, f.name)]
+    differing += [f"motion.{f.name}" for f in fields(MotionOptions) if getattr(got.motion, f.name) != getattr(
+        want.motion, f.name)]
+    assert differing == []
+
+
+@pytest.mark.parametrize("command", ["animate", "app", "live", "serve"])
+def test_every_command_that_loads_takes_the_one_compute_block(command):
+    from liveportrait.config import BACKENDS, DEVICES, PRECISIONS
+    from liveportrait.speed.compute import AUTO_PRECISION
+
+    actions = {a.dest: a for a in _subparsers()[command]._actions}
+    assert tuple(actions["device"].choices) == DEVICES and tuple(actions["precision"].choices) == PRECISIONS
+    assert tuple(actions["backend"].choices) == ("auto",) + BACKENDS
+    assert actions["device"].default == actions["precision"].default == actions["backend"].default == "auto"
+    assert actions["precision"].help == AUTO_PRECISION  # what auto picks, from the one rule (bf16 included)

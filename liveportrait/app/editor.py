@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..animator import Animator, PreparedSource, to_uint8
+from ..config import CRF, SOURCE_VX, SOURCE_VY
 from ..errors import InputError, NoFaceError
 from ..motion.compose import Motion, MotionOptions
 from ..motion.editing import (
@@ -113,7 +114,7 @@ class Editor:
 
     # -- preparing ------------------------------------------------------------------------------------
 
-    def prepare(self, image: np.ndarray, scale: float = EDIT_CROP_SCALE, vx: float = 0.0, vy: float = -0.125,
+    def prepare(self, image: np.ndarray, scale: float = EDIT_CROP_SCALE, vx: float = SOURCE_VX, vy: float = SOURCE_VY,
                 crop: bool = True) -> EditSource:
         """Frame the largest face of an RGB picture and run F and M on it (NoFaceError if none)."""
         from ..face.mask import PasteBack
@@ -207,7 +208,7 @@ class Editor:
     def animate(self, src: EditSource, keyframes: Sequence[Keyframe], output: str | os.PathLike, fps: float = 25,
                 duration: float | None = None, method: str = "catmull-rom", stitching: bool = True,
                 paste_back: bool = True, batch_size: int = 1, progress: Progress | None = None,
-                watermark: bool = True, crf: int = 18, c2pa=None) -> Path:
+                watermark: bool = True, crf: int = CRF, c2pa=None) -> Path:
         """Write a keyframed edit as a video (any VideoWriter format: .mp4, .mov, .mkv); ``c2pa``: C2PA
         Content Credentials (``provenance.c2pa.ContentCredentials``) to sign it with."""
         from ..media import VideoWriter
@@ -250,7 +251,7 @@ class RetargetResult:
 
 def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLike, *,
                    eye_ratio: float | None = None, lip_ratio: float | None = None, smooth: float = 3e-6,
-                   silent: bool = False, max_frames: int | None = None, crf: int = 18,
+                   silent: bool = False, max_frames: int | None = None, crf: int = CRF,
                    progress: Progress | None = None) -> RetargetResult:
     """Set the eye and/or lip opening of every frame of a face video (the reference's video retargeting).
 

@@ -133,3 +133,23 @@ def listen_socket(host: str, port: int):
         raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.listen(2048)  # from now on a client waits in the backlog instead of being refused
     return sock
+
+
+WEIGHTS_HELP = "weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)"
+
+
+def add_compute_arguments(parser, weights_help: str = WEIGHTS_HELP, model_config_default: str | None = None) -> None:
+    """The one block of compute options (weights, device, precision, backend) that every command loading the
+    networks takes, with the choices of ``config`` and the help of the one precision rule."""
+    from ..config import BACKENDS, DEVICES, PRECISIONS
+    from ..speed.compute import AUTO_PRECISION
+
+    parser.add_argument("--weights", help=weights_help)
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=AUTO_PRECISION)
+    parser.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS,
+                        help="how the networks run: auto is fast (exact rewrites of eager) on the CPU and eager on a "
+                             "GPU; 'liveportrait benchmark' measures them on this machine")
+    parser.add_argument("--model-config", default=model_config_default, choices=("released", "tiny"),
+                        help=argparse.SUPPRESS)

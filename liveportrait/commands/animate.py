@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_MAX_DIM, SOURCE_VIDEO_SMOOTH, SOURCE_VY
-from . import HelpFormatter, crop_box, number
+from . import HelpFormatter, add_compute_arguments, crop_box, number
 
 
 def _face(value: str):
@@ -111,27 +111,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               f"{SOURCE_VIDEO_MAX_DIM} for a video as the reference; 0: no limit)")
 
     compute = p.add_argument_group("compute")
-    compute.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    compute.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                         help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
-    compute.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                         help="auto: fp16 on CUDA, fp32 elsewhere")
+    add_compute_arguments(compute)
     compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
-    add_backend_argument(compute)
-    compute.add_argument("--model-config", default=None, choices=("released", "tiny"),
-                         help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from ..audio.cli import add_audio_arguments  # imports no torch: --help stays fast
 
     add_audio_arguments(p)
     p.set_defaults(func=run)
-
-
-def add_backend_argument(parser) -> None:
-    parser.add_argument("--backend", default="auto",
-                        choices=("auto", "eager", "fast", "compile", "onnxruntime", "openvino"),
-                        help="how the networks run: auto is fast (exact rewrites of eager) on the CPU and eager on a "
-                             "GPU; 'liveportrait benchmark' measures them on this machine")
 
 
 def pick_device(name: str) -> str:

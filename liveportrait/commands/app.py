@@ -6,8 +6,16 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, listen_socket, number, require_extra
-from .animate import add_backend_argument
+from . import (
+    WEIGHTS_HELP,
+    HelpFormatter,
+    add_c2pa_arguments,
+    add_compute_arguments,
+    c2pa_settings,
+    listen_socket,
+    number,
+    require_extra,
+)
 
 SHARE_WARNING = ("warning: --share publishes this app on a public link through Gradio's relay servers: anyone "
                  "who has the link can use it, and your uploads and results travel through a third party.")
@@ -25,22 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="port to listen on (0: the first free one from 7860 on)")
     p.add_argument("--share", action="store_true",
                    help="also make a temporary public link through Gradio's servers (off by default)")
-    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache); the "
-                                     "animal weights, for animal mode, are looked for there too, when first used")
+    add_compute_arguments(p, WEIGHTS_HELP + "; the animal weights, for animal mode, are looked for there too, when "
+                             "first used")
     p.add_argument("--audio-weights", metavar="DIR",
                    help="speech driving's JoyVASA layout folder: JoyVASA/ and the HuBERT folder (default: "
                         "$LIVEPORTRAIT_AUDIO_WEIGHTS, then the user cache); without them the app says what to fetch")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                   help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="auto: fp16 on CUDA, fp32 elsewhere")
-    add_backend_argument(p)
     p.add_argument("--max-upload-mb", type=number(above=0), default=500,
                    help="largest upload accepted (videos; photos: 30)")
     p.add_argument("--no-watermark", action="store_true",
                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
     add_c2pa_arguments(p)  # every result of every tab signed with C2PA Content Credentials
-    p.add_argument("--model-config", default=None, choices=("released", "tiny"), help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, number
-from .animate import add_backend_argument
+from ..config import CRF
+from . import HelpFormatter, add_compute_arguments, number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,14 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="track and crop the driving face (auto: when the frames are not square)")
     p.add_argument("--no-paste-back", action="store_true", help="show the animated crop only")
     p.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
-    p.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    add_backend_argument(p)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                   help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="auto: fp16 on CUDA, fp32 elsewhere")
+    add_compute_arguments(p, model_config_default="released")
     p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads")
-    p.add_argument("--model-config", default="released", choices=("released", "tiny"), help=argparse.SUPPRESS)
     p.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # slow renderer (tests)
     p.add_argument("-q", "--quiet", action="store_true", help="only the final statistics")
     p.set_defaults(func=run)
@@ -123,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
         fps = Fraction(source.fps).limit_denominator(1001)
         # the writer labels the file and watermarks every frame (in the writer's thread, not the renderer's)
-        vw = VideoWriter(args.output, fps, crf=18, stamp=Stamp(watermark=not args.no_watermark))
+        vw = VideoWriter(args.output, fps, crf=CRF, stamp=Stamp(watermark=not args.no_watermark))
         last = {"i": -1, "frame": None}
 
         def write(item):

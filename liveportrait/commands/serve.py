@@ -6,8 +6,15 @@ import argparse
 import os
 import sys
 
-from . import HelpFormatter, add_c2pa_arguments, c2pa_settings, listen_socket, number, require_extra
-from .animate import add_backend_argument
+from . import (
+    HelpFormatter,
+    add_c2pa_arguments,
+    add_compute_arguments,
+    c2pa_settings,
+    listen_socket,
+    number,
+    require_extra,
+)
 
 TOKEN_VARIABLE = "LIVEPORTRAIT_TOKEN"
 
@@ -15,13 +22,7 @@ TOKEN_VARIABLE = "LIVEPORTRAIT_TOKEN"
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """The options every worker loads its pipeline with (as ``animate``'s compute options)."""
     g = p.add_argument_group("compute")
-    g.add_argument("--weights", help="weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)")
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                   help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="auto: fp16 on CUDA, fp32 elsewhere")
-    add_backend_argument(g)
-    g.add_argument("--model-config", default=None, choices=("released", "tiny"), help=argparse.SUPPRESS)
+    add_compute_arguments(g)
     g.add_argument("--workers", type=number(int, 1, 256), default=1,
                    help="workers, each with the networks loaded, running one job at a time")
     g.add_argument("--ray", metavar="ADDRESS|auto|local", default=None,

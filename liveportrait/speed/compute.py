@@ -33,6 +33,10 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
+# what --precision auto picks, in words (the command line's help and the README say it from here)
+AUTO_PRECISION = ("auto: fp16 on CUDA; bf16 on a CPU with native bfloat16 (avx512_bf16 or amx_bf16: G in bfloat16, "
+                  "the rest float32); fp32, the exact path, elsewhere")
+
 # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic (Intel from Cooper Lake and Sapphire Rapids, AMD Zen 4 on)
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 # whether the CPU bfloat16 path (speed/bf16.py) meets its fidelity bound, FIDELITY_PSNR_DB["bf16"]: what
