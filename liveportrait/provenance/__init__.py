@@ -48,7 +48,6 @@ __all__ = [
     "Detection",
     "Stamp",
     "Watermarker",
-    "add_cli_arguments",
     "detect",
     "detect_frames",
     "label",
@@ -123,13 +122,3 @@ def writer_stamp(stamp: Stamp | NotGenerated | None) -> Stamp | None:
     if not isinstance(stamp, Stamp):
         raise TypeError(f"stamp must be a provenance.Stamp, None (mark) or NOT_GENERATED, got {stamp!r}")
     return stamp
-
-
-def add_cli_arguments(parser) -> None:
-    """Add ``--no-watermark`` to a command that writes outputs (sets ``args.watermark``)."""
-    parser.add_argument(
-        "--no-watermark",
-        dest="watermark",
-        action="store_false",
-        help="do not put the invisible watermark in the pixels (the metadata label is always written)",
-    )

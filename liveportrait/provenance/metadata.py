@@ -180,16 +180,6 @@ def save_kwargs(fmt: str, lab: dict[str, str]) -> dict:
     return {}
 
 
-def write_png_metadata(lab: dict[str, str]) -> dict:
-    """``save`` keyword arguments for PNG (``pnginfo``)."""
-    return save_kwargs("png", lab)
-
-
-def write_jpeg_metadata(lab: dict[str, str]) -> dict:
-    """``save`` keyword arguments for JPEG (``comment``, ``xmp``, ``exif``)."""
-    return save_kwargs("jpeg", lab)
-
-
 def save_image(image, path: str | Path, lab: dict[str, str], **kwargs) -> None:
     """Save a PIL image (or an RGB uint8 array) with the label; extra kwargs go to ``Image.save``."""
     from PIL import Image
