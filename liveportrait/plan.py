@@ -111,10 +111,6 @@ class JobPlan:
     def source_kind(self) -> str:
         return self.src.kind
 
-    @property
-    def source_info(self):
-        return self.src.info
-
     def with_output(self, output: PathLike | None, config: AnimateConfig) -> "JobPlan":
         """This plan with its output decided and checked: format, location, what goes beside it."""
         from .media._files import check_output
