@@ -120,19 +120,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def pick_device(name: str) -> str:
-    from ..speed.compute import pick_device as pick
-
-    return pick(name)
-
-
-def load_networks(weights: str | None, model_config: str = "released", quiet: bool = False):
-    """Networks from the weights search path; the first run without weights downloads them."""
-    from ..networks import LivePortraitNetworks
-
-    return LivePortraitNetworks.from_pretrained(weights, model_config, quiet=quiet)
-
-
 def progress_factory(quiet: bool):
     if quiet:
         return None

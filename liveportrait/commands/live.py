@@ -50,24 +50,24 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..animator import Animator
+    from ..api import LivePortraitPipeline
     from ..errors import InputError
     from ..live import CameraSource, FileSource, LiveEngine
     from ..media import read_image
     from ..media.streams import BackgroundWriter
     from ..motion.compose import MotionOptions
     from ..pipeline import resize_256
-    from ..speed import accelerate, pick_backend, set_threads
-    from .animate import load_networks, pick_device
+    from ..speed import set_threads
 
-    device = pick_device(args.device)
-    precision = args.precision if args.precision != "auto" else ("fp16" if device == "cuda" else "fp32")
     set_threads(args.threads)
     if args.driving and not os.path.exists(args.driving):
         raise InputError(f"{args.driving}: no such file")
     image = read_image(args.source)
-    nets = load_networks(args.weights, args.model_config, args.quiet)
-    nets = accelerate(nets, pick_backend(args.backend, device, precision), device=device)
-    anim = Animator(nets, device, precision)
+    # device, precision and backend by the one rule, as animate (bf16 on a CPU that computes it natively)
+    pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, precision=args.precision,
+                                                backend=args.backend, model_config=args.model_config,
+                                                quiet=args.quiet)
+    anim = Animator(pipe.networks, pipe.compute.device, pipe.compute.precision)
     options = MotionOptions(stitching=not args.no_stitching)
 
     cropper = None
