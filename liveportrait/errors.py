@@ -67,3 +67,18 @@ class CredentialsError(LivePortraitError):
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = reason or message
+
+
+def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
+    """An optional extra's modules, or a MissingExtraError saying how to install them, before any work
+    (not after the networks have loaded)."""
+    import importlib.util
+
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtraError(f"{what} needs the '{extra}' extra, which is not installed (no module {module}): "
+                                    f"run `bash scripts/install.sh {extra}` (or `pip install -e '.[{extra}]'`)")

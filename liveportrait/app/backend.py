@@ -174,8 +174,7 @@ class AppBackend:
 
     def audio_problem(self) -> str | None:
         """Why speech driving cannot run here (the message the command line gives), or None when it can."""
-        from ..commands import require_extra
-        from ..errors import LivePortraitError
+        from ..errors import LivePortraitError, require_extra
 
         try:
             require_extra("audio", ("transformers",), "speech driving")
@@ -329,7 +328,7 @@ class AppBackend:
         same frames)."""
         import secrets
 
-        from ..commands import require_extra
+        from ..errors import require_extra
 
         src, _ = check_upload(source, ("image",), "a source photo (speech drives a photo)", self.limits)
         seed = _seed(seed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..errors import require_extra  # noqa: F401 - re-exported: the commands check their extras with it
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """Usage errors in two lines, what is wrong and where the options are, instead of argparse's
@@ -60,23 +62,6 @@ def crop_box(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
-    """An optional extra's modules, or a MissingExtraError saying how to install them, before any work
-    (not after the networks have loaded)."""
-    import importlib.util
-
-    from ..errors import MissingExtraError
-
-    for module in modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise MissingExtraError(f"{what} needs the '{extra}' extra, which is not installed (no module {module}): "
-                                    f"run `bash scripts/install.sh {extra}` (or `pip install -e '.[{extra}]'`)")
 
 
 def add_c2pa_arguments(parser) -> None:

@@ -66,7 +66,7 @@ _MISMATCH = ("mismatch",)  # status codes that mean the bytes (or the manifest) 
 
 def _sdk():
     """The c2pa module, or a MissingExtraError saying how to install it."""
-    from ..commands import require_extra
+    from ..errors import require_extra
 
     require_extra("c2pa", ("c2pa",), "C2PA Content Credentials")
     import c2pa
