@@ -22,13 +22,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..app.uploads import UploadLimits, check_upload, load_photo
 from ..errors import LivePortraitError, OutputError
 from .jobs import FINISHED, JOB_STATES, check_job, job_config
+from .metrics import exposition, metrics_registry
 from .runner import JobRunner
 from .store import JobStore, QueueFull
 
@@ -221,25 +222,12 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
                 "pipelines": runner.workers.loaded()}
         return body if runner.started else JSONResponse(body, status_code=503)
 
+    registry = metrics_registry(store, runner)
+
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    def metrics():
-        counts = store.counts()
-        lines = ["# HELP liveportrait_queue_depth Jobs waiting for a worker.", "# TYPE liveportrait_queue_depth gauge",
-                 f"liveportrait_queue_depth {counts.get('queued', 0)}",
-                 "# HELP liveportrait_jobs Jobs by state.", "# TYPE liveportrait_jobs gauge"]
-        lines += [f'liveportrait_jobs{{state="{s}"}} {counts.get(s, 0)}' for s in JOB_STATES]
-        lines += ["# HELP liveportrait_workers Worker slots (pipelines loaded).", "# TYPE liveportrait_workers gauge",
-                  f"liveportrait_workers {runner.workers.n}",
-                  "# HELP liveportrait_pipelines Pipelines loaded, by variant (at most one of each per worker).",
-                  "# TYPE liveportrait_pipelines gauge"]
-        lines += [f'liveportrait_pipelines{{variant="{v}"}} {n}' for v, n in runner.workers.loaded().items()]
-        lines += ["# HELP liveportrait_frame_seconds Time per output frame of finished jobs (whole job time).",
-                  "# TYPE liveportrait_frame_seconds summary",
-                  f"liveportrait_frame_seconds_sum {runner.frame_seconds:.6f}",
-                  f"liveportrait_frame_seconds_count {runner.frames}",
-                  "# HELP liveportrait_rejected_total Submissions refused because the queue was full.",
-                  "# TYPE liveportrait_rejected_total counter", f"liveportrait_rejected_total {runner.rejected}"]
-        return "\n".join(lines) + "\n"
+    def metrics(request: Request):
+        body, content_type = exposition(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     return app
 

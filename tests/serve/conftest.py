@@ -155,6 +155,21 @@ def wait_for(client, job_id: str, states=("succeeded", "failed", "cancelled"), t
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
 
 
+def scrape(client) -> dict[str, float]:
+    """``/metrics`` parsed as Prometheus text: sample name with its labels (``'liveportrait_jobs{state="queued"}'``)
+    -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4"), r.headers
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
 def check_marked_video(path: Path, frames: int, audio: bool = True, size: tuple[int, int] | None = None) -> None:
     """A complete, marked mp4 with the driving's frame count, 25 fps, (by default) sound and ``size``."""
     from liveportrait.media import probe
