@@ -235,7 +235,7 @@ class LivePortraitPipeline:
 
     # -- edit ------------------------------------------------------------------------------------------
 
-    def prepare(self, source, **crop) -> "EditSource":  # noqa: F821 - liveportrait.app.editor
+    def prepare(self, source, **crop) -> "EditSource":  # noqa: F821 - liveportrait.pipeline.editor
         """A photo prepared once for editing: cropped, its appearance and motion extracted. ``crop``:
         ``scale``, ``vx``, ``vy`` of the editor's framing."""
         from .plan import as_input
@@ -260,7 +260,7 @@ class LivePortraitPipeline:
 
     def _editor(self):
         from .animator import Animator
-        from .app.editor import Editor
+        from .pipeline.editor import Editor
 
         if getattr(self, "_editor_cache", None) is None:
             c = self.compute

@@ -70,6 +70,18 @@ def _choice(value, name: str, choices) -> None:
     _need(value in choices, f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x0,y0,x1,y1' (a crop box: ``--crop-box``, the API's ``crop=``, a job's option) -> four floats, in the
+    picture's pixels from its top-left corner; the box must have a positive area. The one parser of boxes."""
+    try:
+        vals = [float(v) for v in str(text).replace(" ", "").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[2] <= vals[0] or vals[3] <= vals[1]:
+        raise ValueError(f"a crop box is x0,y0,x1,y1 with x1>x0 and y1>y0, got {text!r}")
+    return vals[0], vals[1], vals[2], vals[3]
+
+
 def check_compute(device: str = "auto", precision: str = "auto", backend: str = "auto") -> None:
     """The compute choices by name, before any file is read or network built (an InputError otherwise)."""
     _choice(device, "device", DEVICES)
@@ -154,8 +166,6 @@ class AnimateConfig:
         self.motion.check()
         _need(isinstance(self.animal, bool), f"animal must be True or False, got {self.animal!r}")
         if self.crop not in ("auto", "none"):
-            from .face.geometry import parse_box
-
             try:
                 parse_box(self.crop)
             except ValueError as exc:
@@ -184,11 +194,10 @@ class AnimateConfig:
         _need(self.max_frames is None or (isinstance(self.max_frames, int) and not isinstance(self.max_frames, bool)
                                           and self.max_frames >= 1),
               f"max frames must be a whole number from 1 (or None: all), got {self.max_frames!r}")
-        if self.c2pa is not None:
-            from .provenance.c2pa import C2paSettings
-
-            _need(isinstance(self.c2pa, C2paSettings), "c2pa must be None or C2paSettings(cert, key) made in "
-                  f"Python (a server's jobs cannot name one), got {type(self.c2pa).__name__}")
+        # provenance.c2pa.C2paSettings (this module sits below provenance: it is recognised by what it does)
+        _need(self.c2pa is None or all(callable(getattr(self.c2pa, m, None)) for m in ("read", "check")),
+              "c2pa must be None or C2paSettings(cert, key) made in Python (a server's jobs cannot name one), got "
+              f"{type(self.c2pa).__name__}")
         _choice(self.device, "device", DEVICES)
         _choice(self.precision, "precision", PRECISIONS)
         _need(isinstance(self.batch_size, int) and self.batch_size >= 1,

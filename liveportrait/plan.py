@@ -113,7 +113,7 @@ class JobPlan:
 
     def with_output(self, output: PathLike | None, config: AnimateConfig) -> "JobPlan":
         """This plan with its output decided and checked: format, location, what goes beside it."""
-        from .media._files import check_output
+        from .files import check_output
 
         plan = replace(self, notes=list(self.notes))
         out = default_output(self.src.name, self.drivings[0].name, Path(output) if output else None,
@@ -295,8 +295,8 @@ def _rereadable(frames) -> bool:
 
 def _kind(path: Path, what: str, allowed: tuple[str, ...]) -> str:
     """The sniffed kind of an input file, or one clear InputError."""
+    from .files import check_input_file
     from .media import media_kind
-    from .media._files import check_input_file
 
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -347,7 +347,7 @@ def _check_crop_box(src: MediaInput, crop: str) -> None:
     """A crop box must overlap the source picture (a box beside it would silently frame nothing)."""
     if crop in ("auto", "none") or src.size is None:
         return
-    from .face.geometry import parse_box
+    from .config import parse_box
 
     x0, y0, x1, y1 = parse_box(crop)
     width, height = src.size
@@ -370,7 +370,7 @@ def _check_not_an_input(plan: JobPlan) -> None:
 
 def _check_frames_folder(folder: Path) -> None:
     from .errors import OutputError
-    from .media._files import check_folder_writable
+    from .files import check_folder_writable
 
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a folder (a video result as png is a folder of frames)")

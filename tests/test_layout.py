@@ -101,3 +101,53 @@ def test_no_import_cycles():
 
 def test_cycles_are_found():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# The layers, from the bottom up: a module may import its own package and the layers below its own, never one
+# beside or above it. Top-level modules are named as themselves. audio sits below api, since the API animates
+# from speech (``pipe(photo, audio=...)``); its command-line part is commands/speech.py.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "timing", "_lazy"),
+    ("liveportrait", "config", "files"),  # "liveportrait": the package's root (its version, lazy public names)
+    ("provenance",),
+    ("media",),
+    ("face", "motion", "networks"),
+    ("speed",),
+    ("animator", "plan"),
+    ("pipeline",),
+    ("audio",),
+    ("api", "uploads"),
+    ("live", "app", "serve", "train", "bench", "conformance"),
+    ("commands",),
+    ("cli", "__main__"),
+)
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else module
+    for i, names in enumerate(LAYERS):
+        if part in names:
+            return i
+    raise AssertionError(f"{module}: its package is in no layer of tests/test_layout.py's LAYERS")
+
+
+def crossings(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for every import of a module in a layer beside or above the importer's (its own package aside)."""
+    out = []
+    for a, deps in sorted(graph.items()):
+        for b in sorted(deps):
+            pa, pb = (m.split(".")[1] if "." in m else m for m in (a, b))
+            if pa != pb and layer_of(b) >= layer_of(a):
+                out.append(f"{a} -> {b}")
+    return out
+
+
+def test_every_package_imports_only_from_the_layers_below():
+    assert crossings(import_graph()) == []
+
+
+def test_a_crossing_is_found():
+    graph = {"liveportrait.media.image": {"liveportrait.pipeline.render"}, "liveportrait.pipeline.render": set(),
+             "liveportrait.face.mask": {"liveportrait.motion.compose"}, "liveportrait.motion.compose": set()}
+    assert crossings(graph) == ["liveportrait.face.mask -> liveportrait.motion.compose",
+                                "liveportrait.media.image -> liveportrait.pipeline.render"]

@@ -25,8 +25,8 @@ import numpy as np
 from ..config import SOURCE_SCALE
 from ..errors import InputError
 from ..motion.editing import CONTROL, CONTROLS, EDIT_FIELDS, INTERPOLATIONS, TRANSFER_REGIONS, Edit, Keyframe
-from .editor import EDIT_CROP_SCALE, Editor, EditSource, retarget_video
-from .uploads import UploadLimits, check_audio, check_upload, load_photo
+from ..pipeline.editor import EDIT_CROP_SCALE, Editor, EditSource, retarget_video
+from ..uploads import UploadLimits, check_audio, check_upload, load_photo
 
 Progress = Callable[[Iterator, "int | None", str], Iterator]
 SLIDER_NAMES = tuple(c.name for c in CONTROLS)
@@ -427,7 +427,7 @@ def _seed(seed) -> int | None:
 
 def parse_box_text(text) -> str | None:
     """A crop box typed or drawn as "x0,y0,x1,y1" (spaces allowed), normalised; None when empty."""
-    from ..face.geometry import parse_box
+    from ..config import parse_box
 
     if text is None or not str(text).strip():
         return None
@@ -447,7 +447,7 @@ def draw_box(picture: np.ndarray, box: str | None = None, corner: tuple[int, int
     corner drawn on it."""
     import cv2
 
-    from ..face.geometry import parse_box
+    from ..config import parse_box
 
     out = np.ascontiguousarray(picture.copy())
     h, w = out.shape[:2]

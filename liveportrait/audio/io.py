@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..media._files import check_input_file
+from ..files import check_input_file
 from .defaults import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".
 def is_audio_file(path: str | os.PathLike) -> bool:
     """Whether a path holds sound only (a driving speech, not a video): sniffed from the header of an existing
     file (WAV, MP3, FLAC, AIFF, M4A), else judged by the extension."""
-    from ..media._files import read_head
+    from ..files import read_head
 
     p = Path(path)
     head = read_head(p, 12) if p.is_file() else b""

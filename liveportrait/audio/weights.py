@@ -120,7 +120,7 @@ def download_audio_weights(dest: str | os.PathLike | None = None) -> AudioWeight
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - a declared dependency
         raise WeightsError("huggingface_hub is not installed: pip install huggingface_hub") from None
-    from ..media._files import remove_new_folders_on_error
+    from ..files import remove_new_folders_on_error
 
     with remove_new_folders_on_error(dest, contents=True):  # a failed first download leaves no folder
         dest.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
 
 def crop_box(text: str) -> str:
     """An argparse ``type`` for ``--crop-box``: checked while parsing, kept as the text the pipeline takes."""
-    from ..face.geometry import parse_box  # numpy and cv2: only when the option is given
+    from ..config import parse_box
 
     try:
         parse_box(text)

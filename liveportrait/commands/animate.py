@@ -114,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_compute_arguments(compute)
     compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    from ..audio.cli import add_audio_arguments  # imports no torch: --help stays fast
+    from .speech import add_audio_arguments  # imports no torch: --help stays fast
 
     add_audio_arguments(p)
     p.set_defaults(func=run)
@@ -169,9 +169,9 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audio.cli import is_speech_job, run_speech
     from ..plan import check_source_face, plan_job
     from ..timing import run_time
+    from .speech import is_speech_job, run_speech
 
     if not args.driving and getattr(args, "text", None) is None:
         from ..errors import InputError
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.driving[0]} is not audio")
     plan = plan_job(args.source, args.driving, args.output, config)
     if getattr(args, "max_seconds", None) is not None:  # a preview in seconds: frames at the output's rate
-        from ..audio.cli import max_seconds
+        from .speech import max_seconds
 
         frames = max(1, round(max_seconds(args) * float(plan.fps)))
         config = config.but(max_frames=min(frames, config.max_frames or frames))

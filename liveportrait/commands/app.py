@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..app.backend import AppBackend
     from ..app.ui import build_app, launch  # imports gradio
-    from ..app.uploads import UploadLimits
+    from ..uploads import UploadLimits
 
     limits = UploadLimits(video_mb=args.max_upload_mb, image_mb=min(30.0, args.max_upload_mb),
                           template_mb=min(50.0, args.max_upload_mb), audio_mb=min(200.0, args.max_upload_mb))

@@ -73,8 +73,8 @@ def source_kind(src: Path) -> str:
     """The source's kind, ``"image"`` or ``"video"``, judged by content (then extension), with animate's
     messages for a missing file and for anything else."""
     from ..errors import InputError
+    from ..files import check_input_file
     from ..media import is_image, is_video
-    from ..media._files import check_input_file
 
     if not src.exists():
         raise InputError(f"{src}: no such file")
@@ -91,7 +91,7 @@ def source_kind(src: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..face.cropper import DRIVING, SOURCE, Framing
-    from ..media._files import check_folder_writable, remove_new_folders_on_error
+    from ..files import check_folder_writable, remove_new_folders_on_error
 
     # everything cheap first: options, the source, the output folder; the face models load last
     face = _face_arg(args.face)
@@ -132,8 +132,8 @@ def _run_picture(src: Path, image, out_dir: Path, framing, face, box: str | None
     from ..errors import NoFaceError
     from ..face import geometry
     from ..face.cropper import Cropper
+    from ..files import make_folder
     from ..media import write_image
-    from ..media._files import make_folder
     from ..provenance import NOT_GENERATED
 
     cropper = Cropper()
@@ -158,8 +158,8 @@ def _run_picture(src: Path, image, out_dir: Path, framing, face, box: str | None
 def _run_video(src: Path, reader, out_dir: Path, framing, face, quiet: bool) -> int:
     from ..errors import NoFaceError
     from ..face.cropper import Cropper, VideoFaceTracker
+    from ..files import make_folder
     from ..media import VideoWriter
-    from ..media._files import make_folder
     from ..provenance import NOT_GENERATED
     from .animate import progress_factory
 

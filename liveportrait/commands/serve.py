@@ -117,10 +117,10 @@ def _serve(args: argparse.Namespace, token: str | None, sock) -> int:
 
     import uvicorn
 
-    from ..app.uploads import UploadLimits
     from ..serve.app import ServerSettings, create_app
     from ..serve.runner import JobRunner
     from ..serve.workers import StartingWorkers
+    from ..uploads import UploadLimits
 
     runner = JobRunner(store, StartingWorkers(pipeline_spec(args), args.workers), timeout=args.job_timeout)
     limits = UploadLimits.every_kind_at_most(args.max_upload_mb, max_pixels=args.max_pixels,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .. import config
 from . import mesh
 
 # reference framings (spec 4.4 and 4.16)
@@ -159,11 +160,5 @@ def to_net_input(crop: np.ndarray, size: int = NET_SIZE, area: bool = True) -> n
 
 
 def parse_box(text: str) -> np.ndarray:
-    """'x0,y0,x1,y1' (the --crop-box option) -> float array; the box must have a positive area."""
-    try:
-        vals = [float(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 4 or vals[2] <= vals[0] or vals[3] <= vals[1]:
-        raise ValueError(f"a crop box is x0,y0,x1,y1 with x1>x0 and y1>y0, got {text!r}")
-    return np.array(vals)
+    """``config.parse_box`` (the one parser of crop boxes) as an array, for the crop geometry."""
+    return np.array(config.parse_box(text))

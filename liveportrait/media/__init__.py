@@ -55,7 +55,7 @@ _EXPORTS = {
         "template_from_reference",
     ),
     "streams": ("BackgroundWriter", "prefetch"),
-    "_files": ("as_fps",),
+    ".files": ("as_fps",),  # liveportrait.files
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), _EXPORTS)

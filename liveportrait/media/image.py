@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import FrameError, InputError
+from ..files import PathLike, atomic_output, by_extension, check_input_file, read_head
 from ..provenance import NotGenerated, Stamp, writer_stamp
 from ..provenance.c2pa import sign_output
-from ._files import PathLike, atomic_output, by_extension, check_input_file, read_head
 
 # 100 megapixels is about 10000x10000; larger images are refused before decoding (decompression bombs)
 DEFAULT_MAX_PIXELS = 100_000_000

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
-from ._files import PathLike, as_fps, atomic_output, check_input_file, read_head
+from ..files import PathLike, as_fps, atomic_output, check_input_file, read_head
 
 FORMAT_MARKER = "liveportrait-motion-template"
 FORMAT_VERSION = 1

@@ -38,10 +38,7 @@ import av
 import numpy as np
 
 from ..errors import FrameError, InputError, LivePortraitError, OutputError
-from ..provenance import NotGenerated, Stamp, writer_stamp
-from ..provenance.c2pa import sign_output
-from ._audio import AudioTrack, open_audio_track
-from ._files import (
+from ..files import (
     PathLike,
     as_fps,
     by_extension,
@@ -53,6 +50,9 @@ from ._files import (
     prepare_output,
     temp_path_beside,
 )
+from ..provenance import NotGenerated, Stamp, writer_stamp
+from ..provenance.c2pa import sign_output
+from ._audio import AudioTrack, open_audio_track
 
 log = logging.getLogger(__name__)
 

@@ -296,7 +296,7 @@ def convert_to_safetensors(layout: WeightsLayout, out_root: str | os.PathLike) -
     while writing removes what this call wrote, so the output is all five modules or nothing new."""
     from safetensors.torch import save_file
 
-    from ..media._files import check_folder_writable, discard, make_folder, remove_new_folders_on_error
+    from ..files import check_folder_writable, discard, make_folder, remove_new_folders_on_error
 
     out_root = Path(out_root)
     states = []
@@ -341,7 +341,7 @@ def hub_patterns(animal: bool = False) -> list[str]:
 
 def download_weights(dest: str | os.PathLike | None = None, animal: bool = False) -> WeightsLayout:
     """Fetch the released checkpoints into ``dest`` (the user cache by default) with progress bars."""
-    from ..media._files import remove_new_folders_on_error
+    from ..files import remove_new_folders_on_error
 
     dest = Path(dest).expanduser() if dest else default_cache_dir()
     try:

@@ -43,7 +43,7 @@ class AnimationResult:
 def write(rendering: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
     """Stream a rendering into ``plan``'s output (and comparison, and motion template) atomically;
     a failure leaves no partial file and no folder this made."""
-    from ..media._files import remove_new_folders_on_error
+    from ..files import remove_new_folders_on_error
 
     if plan.output is None:
         raise ValueError("the plan has no output: plan_job(..., decide_output=True) or plan.with_output(path)")

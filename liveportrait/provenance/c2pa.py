@@ -276,7 +276,7 @@ class ContentCredentials:
             log.warning("%s: C2PA cannot sign %s files; it keeps the label and the watermark only", final.name,
                         final.suffix or "extension-less")
             return False
-        from ..media._files import discard, temp_path_beside
+        from ..files import discard, temp_path_beside
 
         c2pa = _sdk()
         try:

@@ -26,8 +26,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..app.uploads import UploadLimits, check_upload, load_photo
 from ..errors import LivePortraitError, OutputError
+from ..uploads import UploadLimits, check_upload, load_photo
 from .jobs import FINISHED, JOB_STATES, check_job, job_config
 from .metrics import exposition, metrics_registry
 from .runner import JobRunner

@@ -58,7 +58,7 @@ class JobStore:
     """Jobs and their files under ``data``; every method is safe to call from any thread."""
 
     def __init__(self, data: str | os.PathLike):
-        from ..media._files import check_folder_writable, make_folder
+        from ..files import check_folder_writable, make_folder
 
         self.data = check_folder_writable(Path(data))
         self.jobs_dir = self.data / "jobs"
@@ -178,7 +178,7 @@ class JobStore:
         """After a crash or a stop: jobs that were running go back to the queue, and the hidden partial
         results of the writers are deleted. Returns how many were re-queued."""
         for part in self.jobs_dir.glob("*/.*.part*"):
-            from ..media._files import discard
+            from ..files import discard
 
             discard(part)
         with self._lock:

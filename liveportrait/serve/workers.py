@@ -359,7 +359,7 @@ def _remote_error(exc: BaseException, what: str) -> LivePortraitError:
 
 def write_files(files: dict[str, bytes], task: Task) -> None:
     """A remote result's files, each written atomically where the job's plan puts them."""
-    from ..media._files import atomic_output
+    from ..files import atomic_output
 
     config = job_config(task.options)
     plan = check_job(task.source, task.driving, task.output, config)

@@ -131,7 +131,7 @@ def app_server(app_networks, net_calls, outside_traffic, tmp_path_factory, app_b
     require("gradio", "pip install -e '.[app]'")
     from liveportrait.app.backend import AppBackend
     from liveportrait.app.ui import build_app, launch
-    from liveportrait.app.uploads import UploadLimits
+    from liveportrait.uploads import UploadLimits
 
     backend = AppBackend(app_networks, limits=UploadLimits(image_mb=2, video_mb=20),
                          workdir=tmp_path_factory.mktemp("app-out"), **app_backend_options)

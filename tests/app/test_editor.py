@@ -23,7 +23,7 @@ def networks(tiny_weights):
 
 @pytest.fixture(scope="module")
 def editor(networks):
-    from liveportrait.app.editor import Editor
+    from liveportrait.pipeline.editor import Editor
 
     return Editor.from_networks(networks)
 

@@ -1,5 +1,5 @@
 """``liveportrait animate -s photo -d speech.wav`` through the real command line, whose speech branch
-is liveportrait.audio.cli (its options added to animate's, its run taken for an audio driving)."""
+is liveportrait.commands.speech (its options added to animate's, its run taken for an audio driving)."""
 
 from __future__ import annotations
 
@@ -92,9 +92,9 @@ def test_a_video_with_sound_as_speech(cli, tiny_weights, tiny_audio_weights, exa
 
 @pytest.fixture
 def motion_cli():
-    """The `motion` command as proposed for liveportrait/cli.py's SUBCOMMANDS (registered by audio.cli)."""
-    from liveportrait.audio.cli import register
+    """The `motion` command as proposed for liveportrait/cli.py's SUBCOMMANDS (registered by commands.speech)."""
     from liveportrait.cli import ArgumentParser
+    from liveportrait.commands.speech import register
 
     parser = ArgumentParser(prog="liveportrait")
     register(parser.add_subparsers(dest="command", parser_class=ArgumentParser))

@@ -223,8 +223,8 @@ def test_cli_speech_with_the_pose_of_a_template(cli, tiny_weights, tiny_audio_we
 
 
 def test_motion_command_with_a_still_pose(tiny_audio_weights, speech_3s, examples_dir, tmp_path):  # noqa: F811
-    from liveportrait.audio.cli import register
     from liveportrait.cli import ArgumentParser
+    from liveportrait.commands.speech import register
     from liveportrait.media import load_template
 
     parser = ArgumentParser(prog="liveportrait")

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..audio.defaults import CFG_SCALE, SMOOTH_ALPHA
 from ..errors import InputError
-from .defaults import CFG_SCALE, SMOOTH_ALPHA
 
 
 def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True) -> None:
@@ -44,7 +44,7 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
 
 
 def is_speech_job(args: argparse.Namespace) -> bool:
-    from .io import is_audio_file
+    from ..audio.io import is_audio_file
 
     if getattr(args, "text", None) is not None:
         return True
@@ -53,7 +53,7 @@ def is_speech_job(args: argparse.Namespace) -> bool:
 
 
 def speech_output(args: argparse.Namespace) -> Path:
-    from ..media._files import check_output
+    from ..files import check_output
     from ..plan import default_output
 
     out = default_output(Path(args.source), Path(args.driving[0]), Path(args.output) if args.output else None,
@@ -67,7 +67,7 @@ def run_speech(args: argparse.Namespace, config) -> int:
     """The job (``config``: animate's options, from ``config_from_args``), checked first: a photo source,
     a readable audio track, a writable output, audio weights. With ``--text``, the words are spoken first
     (espeak-ng) into a temporary WAV that drives the photo."""
-    from .pose import check_pose_from
+    from ..audio.pose import check_pose_from
 
     max_seconds(args)
     args.pose_from = check_pose_from(getattr(args, "pose_from", None))  # checked once, before anything is spoken
@@ -75,7 +75,7 @@ def run_speech(args: argparse.Namespace, config) -> int:
         return _run_speech(args, config)
     import tempfile
 
-    from .tts import check_text, speak, tts_program
+    from ..audio.tts import check_text, speak, tts_program
 
     if args.driving:
         raise InputError("give --text or -d, not both")
@@ -89,15 +89,15 @@ def run_speech(args: argparse.Namespace, config) -> int:
 
 def _run_speech(args: argparse.Namespace, config) -> int:
     from ..api import LivePortraitPipeline
+    from ..audio.animate import animate_speech
+    from ..audio.drive import AudioDriving
+    from ..audio.io import probe_audio
+    from ..audio.model import AudioMotionModel
+    from ..audio.pose import check_pose_from, resolve_pose
+    from ..audio.weights import locate_audio_weights
     from ..media import is_image, read_image
     from ..plan import check_photo_face
     from ..timing import run_time
-    from .animate import animate_speech
-    from .drive import AudioDriving
-    from .io import probe_audio
-    from .model import AudioMotionModel
-    from .pose import check_pose_from, resolve_pose
-    from .weights import locate_audio_weights
 
     alpha = _check_smoothing(args)
     if not is_image(args.source):
@@ -153,13 +153,13 @@ def register(subparsers) -> None:
 
 
 def run_motion(args: argparse.Namespace) -> int:
+    from ..audio.drive import AudioDriving
+    from ..audio.io import probe_audio
+    from ..audio.model import AudioMotionModel
+    from ..audio.pose import PendingVideoPose, check_pose_from
+    from ..audio.weights import locate_audio_weights
+    from ..files import check_output
     from ..media import save_template
-    from ..media._files import check_output
-    from .drive import AudioDriving
-    from .io import probe_audio
-    from .model import AudioMotionModel
-    from .pose import PendingVideoPose, check_pose_from
-    from .weights import locate_audio_weights
 
     alpha = _check_smoothing(args)
     out = Path(args.output) if args.output else Path(Path(args.speech).stem + ".lpt.npz")

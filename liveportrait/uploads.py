@@ -1,4 +1,4 @@
-"""Checks on files that come in through the web app, with messages a user can act on.
+"""Checks on files that come in through the web app and the job server, with messages a user can act on.
 
 Each check raises :class:`~liveportrait.errors.InputError`; the app shows its message as is.
 Faces are checked where they are needed (the cropper raises ``NoFaceError``).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from .errors import InputError
 
 KINDS = {"image": "a photo", "video": "a video", "template": "a motion template (.pkl or .lpt.npz)",
          "audio": "a sound file"}
@@ -64,7 +64,7 @@ def _arrived(path, what: str) -> tuple[Path, int]:
 def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: str,
                  limits: UploadLimits = UploadLimits()) -> tuple[Path, str]:
     """The uploaded file and its kind, after checking presence, kind (from its content) and size."""
-    from ..media import media_kind, sniff_kind
+    from .media import media_kind, sniff_kind
 
     p, size = _arrived(path, what)
     kind = sniff_kind(p)
@@ -80,7 +80,7 @@ def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: s
     if size > limit * 1024 * 1024:
         raise InputError(f"{p.name} is {size / 1024 / 1024:.0f} MB; {KINDS[kind]} may be at most {limit:g} MB here.")
     if kind == "video":
-        from ..media import probe
+        from .media import probe
 
         info = probe(p)
         if info.duration and info.duration > limits.video_seconds:
@@ -92,7 +92,7 @@ def check_upload(path: str | os.PathLike | None, kinds: tuple[str, ...], what: s
 def load_photo(path: str | os.PathLike | None, what: str = "a portrait photo",
                limits: UploadLimits = UploadLimits()) -> np.ndarray:
     """A checked upload decoded as RGB uint8 (the pixel count is checked before decoding)."""
-    from ..media import read_image
+    from .media import read_image
 
     p, _ = check_upload(path, ("image",), what, limits)
     try:
@@ -105,8 +105,8 @@ def check_audio(path: str | os.PathLike | None, what: str = "a speech recording"
                 limits: UploadLimits = UploadLimits()) -> Path:
     """An uploaded sound (any file PyAV reads: wav, mp3, flac, m4a, ogg, a recording, or a video's sound),
     checked for presence, size, a readable audio track and its length (decoded once, up to the limit)."""
-    from ..audio.io import is_audio_file, probe_audio
-    from ..media import sniff_kind
+    from .audio.io import is_audio_file, probe_audio
+    from .media import sniff_kind
 
     p, size = _arrived(path, what)
     kind = sniff_kind(p)

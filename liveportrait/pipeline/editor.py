@@ -118,7 +118,7 @@ class Editor:
                 crop: bool = True) -> EditSource:
         """Frame the largest face of an RGB picture and run F and M on it (NoFaceError if none)."""
         from ..face.mask import PasteBack
-        from ..pipeline import limit_size, resize_256
+        from .frames import limit_size, resize_256
 
         image = _check_rgb(image)
         image = limit_size(image, self.max_dim)

@@ -1,4 +1,5 @@
-"""File helpers shared by the media modules: input checks, atomic outputs, exact frame rates.
+"""File helpers shared by every package that reads or writes files: input checks, atomic outputs, exact frame
+rates (below every other module, so that checkpoints, media, provenance and the server use one set).
 
 Outputs are written to a hidden temporary file beside the target and renamed into place only when
 complete, so a crash, an exception or Ctrl-C never leaves a half-written file under the real name.
@@ -17,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import FrameError, InputError, OutputError
+from .errors import FrameError, InputError, OutputError
 
 PathLike = str | os.PathLike
 
