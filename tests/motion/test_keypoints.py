@@ -67,15 +67,34 @@ def test_transform_keypoints_ignores_tz():
     torch.testing.assert_close(x, expected)
 
 
-def test_transform_info_matches_components():
-    raw = {"pitch": torch.randn(1, 66), "yaw": torch.randn(1, 66), "roll": torch.randn(1, 66),
-           "t": torch.randn(1, 3), "exp": torch.randn(1, 63), "scale": torch.rand(1, 1) + 0.5,
-           "kp": torch.randn(1, 63)}
+def test_transform_info_follows_the_spec_formula():
+    """Expected values written out from the spec in numpy, not from the module: degrees are the softmax
+    expectation of the 66 bins x 3 - 97.5; R = (Rz(roll) Ry(yaw) Rx(pitch))^T; x = scale (kp R + exp) + (tx, ty, 0)."""
+    g = torch.Generator().manual_seed(1)
+    b = 2
+    raw = {"pitch": torch.randn(b, 66, generator=g), "yaw": torch.randn(b, 66, generator=g) * 3,
+           "roll": torch.randn(b, 66, generator=g), "t": torch.randn(b, 3, generator=g),
+           "exp": torch.randn(b, 63, generator=g), "scale": torch.rand(b, 1, generator=g) + 0.5,
+           "kp": torch.randn(b, 63, generator=g)}
     info = kpm.kp_info(raw)
-    assert info["kp"].shape == (1, 21, 3) and info["pitch"].shape == (1, 1)
-    R = kpm.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
-    torch.testing.assert_close(kpm.transform_info(info),
-                               kpm.transform_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"]))
+    assert info["kp"].shape == (b, 21, 3) and info["pitch"].shape == (b, 1)
+    n = {k: v.double().numpy() for k, v in raw.items()}
+
+    def degrees(logits):
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return (p * np.arange(66)).sum(axis=1) * 3 - 97.5
+
+    angles = {k: degrees(n[k]) for k in ("pitch", "yaw", "roll")}
+    for k, v in angles.items():
+        np.testing.assert_allclose(info[k][:, 0].numpy(), v, atol=1e-4)
+    got = kpm.transform_info(info).double().numpy()
+    for i in range(b):
+        pitch, yaw, roll = (math.radians(angles[k][i]) for k in ("pitch", "yaw", "roll"))
+        R = (_rz(roll) @ _ry(yaw) @ _rx(pitch)).T
+        x = n["scale"][i, 0] * (n["kp"][i].reshape(21, 3) @ R + n["exp"][i].reshape(21, 3))
+        x[:, :2] += n["t"][i, :2]  # t_z is not added
+        np.testing.assert_allclose(got[i], x, atol=1e-4)
 
 
 def test_apply_stitching_adds_offsets_and_shared_shift():
