@@ -59,15 +59,19 @@ def psnr_u8(a, b) -> float:
     ("", "fp32"),
     ("avx512_bf16x", "fp32"),  # a flag is a whole word
 ])
-def test_auto_precision_follows_the_cpu_flags(extra, expected, tmp_path):
+def test_auto_precision_follows_the_cpu_flags(extra, expected, tmp_path, monkeypatch):
     text = CPUINFO.format(vendor="AuthenticAMD", model="AMD EPYC", extra=extra)
     assert cpu_has_native_bf16(text) is (expected == "bf16")
     path = tmp_path / "cpuinfo"
     path.write_text(text)
     assert cpu_has_native_bf16(path) is (expected == "bf16")
     assert cpu_has_native_bf16(str(path)) is (expected == "bf16")
-    if torch.backends.mkldnn.is_available():
-        assert resolve_precision("auto", "cpu", cpuinfo=text) == expected
+    # with oneDNN (every official CPU build) auto follows the flags; a build without it gets fp32 whatever the
+    # CPU: both asserted here, whichever build runs the test
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    assert resolve_precision("auto", "cpu", cpuinfo=text) == expected
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert resolve_precision("auto", "cpu", cpuinfo=text) == "fp32"
     # explicit precisions are kept whatever the CPU has; CUDA defaults to fp16
     for explicit in ("fp32", "bf16", "fp16"):
         assert resolve_precision(explicit, "cpu", cpuinfo=text) == explicit
