@@ -13,6 +13,8 @@ from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
+from liveportrait import config
+
 from . import host
 from .values import (
     FrameBatch,
@@ -31,11 +33,12 @@ from .values import (
 
 CATEGORY = "LivePortrait"
 FACES = ["largest", "all"] + [str(i) for i in range(10)]
-REGIONS = ["all", "exp", "pose", "lip", "eyes"]
-DRIVING_OPTIONS = ["expression-friendly", "pose-friendly"]
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-BACKENDS = ["auto", "eager", "fast", "compile", "onnxruntime", "openvino"]
+# the library's own choices and defaults (liveportrait.config imports no torch): written once, there
+REGIONS = list(config.REGIONS)
+DRIVING_OPTIONS = list(config.DRIVING_OPTIONS)
+PRECISIONS = list(config.PRECISIONS)
+DEVICES = list(config.DEVICES)
+BACKENDS = ["auto", *config.BACKENDS]
 TEMPLATE_SUFFIXES = (".pkl", ".lpt.npz")
 SWITCH = ["auto", "on", "off"]
 AUTO_NOTE = "auto: the library's default for the weights (on for human, off for animal, as the reference)"
@@ -184,9 +187,9 @@ class PrepareSource:
                 "image": ("IMAGE",),
                 "crop": (["auto", "none", "box"], {"default": "auto"}),
                 "face": (FACES, {"default": "largest"}),
-                "scale": ("FLOAT", {"default": 2.3, "min": 1.0, "max": 4.0, "step": 0.05}),
+                "scale": ("FLOAT", {"default": config.SOURCE_SCALE, "min": 1.0, "max": 4.0, "step": 0.05}),
                 "vx": ("FLOAT", {"default": 0.0, "min": -0.5, "max": 0.5, "step": 0.01}),
-                "vy": ("FLOAT", {"default": -0.125, "min": -0.5, "max": 0.5, "step": 0.005}),
+                "vy": ("FLOAT", {"default": config.SOURCE_VY, "min": -0.5, "max": 0.5, "step": 0.005}),
                 "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
                                   "tooltip": "the rate of a source video (a batch of frames)"}),
             },
