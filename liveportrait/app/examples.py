@@ -28,6 +28,15 @@ class Examples:
     clip: Path  # driving video (and a face video for the Retarget tab)
 
 
+@dataclass(frozen=True)
+class Example:
+    """One example as the app shows it: a thumbnail with a label; picking it fills ``inputs``."""
+
+    label: str
+    thumbnail: Path
+    inputs: tuple[Path, ...]
+
+
 def _rgb(*c: float) -> tuple[int, int, int]:
     return tuple(int(round(v * 255)) for v in c)
 
@@ -101,6 +110,45 @@ def clip_frame(i: int, frames: int = CLIP_FRAMES, size: int = CLIP_SIZE) -> np.n
     blink = max(0.0, 1 - abs(t - 0.75) / 0.08)
     turn = 0.8 * math.sin(2 * math.pi * max(0.0, t - 0.5) / 0.5) if t > 0.5 else 0.0
     return paint_face(size, mouth=mouth, eyes=1 - blink, turn=turn, seed=i)
+
+
+def _thumbnail(path: Path, *pictures, height: int = 160) -> Path:
+    """``pictures`` (arrays, or paths of pictures) side by side at ``height`` pixels with an arrow between
+    them (the left one is driven by the right one); painted once."""
+    from ..media import read_image, write_image
+    from ..provenance import NOT_GENERATED
+
+    if path.exists():
+        return path
+    parts = []
+    for i, picture in enumerate(pictures):
+        if i:
+            gap = np.full((height, height // 4, 3), 245, np.uint8)
+            y, x0, x1 = height // 2, height // 32, height // 4 - height // 32
+            cv2.arrowedLine(gap, (x1, y), (x0, y), (90, 90, 90), max(2, height // 60), cv2.LINE_AA, tipLength=0.35)
+            parts.append(gap)
+        if not isinstance(picture, np.ndarray):
+            picture = read_image(picture)
+        parts.append(cv2.resize(picture, (height, height), interpolation=cv2.INTER_AREA))
+    write_image(path, np.concatenate(parts, axis=1), stamp=NOT_GENERATED)  # painted, not generated
+    return path
+
+
+def example_sets(ex: Examples) -> dict[str, list[Example]]:
+    """Each tab's examples with thumbnails (painted beside the examples, once): an Animate pair shows the
+    source and, after an arrow, its driving; the talking clip is shown by a frame with the mouth open."""
+    folder = ex.portrait.parent
+    talking = clip_frame(CLIP_FRAMES // 4)  # the mouth at its widest
+    return {
+        "animate": [Example("Painted portrait, driven by the talking clip (video)",
+                            _thumbnail(folder / "thumb-portrait-talk.png", ex.portrait, talking),
+                            (ex.portrait, ex.clip)),
+                    Example("Painted portrait, driven by an open-mouth photo",
+                            _thumbnail(folder / "thumb-portrait-open-mouth.png", ex.portrait, ex.smile),
+                            (ex.portrait, ex.smile))],
+        "edit": [Example("Painted portrait", _thumbnail(folder / "thumb-portrait.png", ex.portrait), (ex.portrait,))],
+        "retarget": [Example("Talking clip (1.6 s video)", _thumbnail(folder / "thumb-talk.png", talking), (ex.clip,))],
+    }
 
 
 def write_examples(folder: str | Path) -> Examples:
