@@ -24,9 +24,10 @@ from .._lazy import is_loopback  # noqa: E402
 from ..config import DRIVING_OPTIONS, REGIONS, SOURCE_SCALE, SOURCE_VY  # noqa: E402
 from ..errors import InputError, LivePortraitError  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
+from ..pipeline.editor import EDIT_CROP_SCALE  # noqa: E402
+from ..uploads import UploadLimits, check_upload  # noqa: E402
 from .backend import AppBackend  # noqa: E402
-from .editor import EDIT_CROP_SCALE  # noqa: E402
-from .examples import write_examples  # noqa: E402
+from .examples import Example, example_sets, write_examples  # noqa: E402
 
 COMPUTE = "compute"  # every event that runs networks queues here, one at a time
 
@@ -39,6 +40,9 @@ ANIMAL_LABEL = "Animal (cat/dog)"
 DRAW_A_BOX = ('draw a box around it: open "Crop box" under the inputs and click two opposite corners of the face '
               'on the picture')
 
+
+# the Animate examples' thumbnails are pairs (source, arrow, driving): cells of their shape, not squares
+APP_CSS = "#animate-examples .thumbnail-item { aspect-ratio: 2.25 / 1; }"
 
 _TEMP_PATH = re.compile(re.escape(tempfile.gettempdir().rstrip(os.sep)) + r"/[^\s:'\"]*/")
 
@@ -159,6 +163,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
     sliders: dict[str, gr.Slider] = {}
     board = ErrorBoard()
     examples = write_examples(b.workdir / "examples")  # painted here: no download, nothing bundled
+    example_items = example_sets(examples)
 
     # uploads copied into Gradio's cache are dropped after a day
     with gr.Blocks(title="LivePortrait", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -166,68 +171,77 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         with gr.Tabs():
             # -- Animate ------------------------------------------------------------------------------
             with gr.Tab("Animate", id="animate"):
-                with gr.Row():
-                    a_source = gr.File(label="Source photo or video", file_types=["image", "video"], type="filepath",
-                                       elem_id="animate-source")
-                    a_driving = gr.File(label="Driving video, photo or motion template (.pkl, .lpt.npz)",
-                                        file_types=["image", "video", ".pkl", ".npz"], type="filepath",
-                                        elem_id="animate-driving")
-                with gr.Row():
-                    a_audio = gr.Audio(label="...or drive it with speech (any sound file; instead of a driving)",
-                                       sources=["upload", "microphone"], type="filepath", format=None,
-                                       elem_id="animate-audio")
-                    with gr.Column():
-                        a_seed = gr.Number(-1, precision=0, minimum=-1,
-                                           label="speech: seed of the motion (-1: a new one each time)",
-                                           elem_id="animate-seed")
+                # inputs on the left; the Animate button heads the results on the right, in view at once
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            with gr.Column(min_width=240):
+                                a_source = gr.File(label="Source photo or video", file_types=["image", "video"],
+                                                   type="filepath", elem_id="animate-source")
+                                a_source_previews = _previews("animate-source", "Source")
+                            with gr.Column(min_width=240):
+                                a_driving = gr.File(label="Driving video, photo or motion template (.pkl, .lpt.npz)",
+                                                    file_types=["image", "video", ".pkl", ".npz"], type="filepath",
+                                                    elem_id="animate-driving")
+                                a_driving_previews = _previews("animate-driving", "Driving")
+                        a_gallery = _example_gallery(example_items["animate"], "animate-examples",
+                                                     "Examples (painted by the app): pick one, then Animate")
                         a_animal = gr.Checkbox(False, label=ANIMAL_LABEL, elem_id="animate-animal",
                                                info="the source is a cat or dog: the animal weights, no stitching, "
                                                     "no paste-back; the driving is a human face as usual")
-                audio_problem = b.audio_problem()
-                if audio_problem:
-                    gr.Markdown("**Speech driving is not available here:** " + plain_markdown(audio_problem),
-                                elem_id="animate-audio-note")
-                with gr.Accordion("Crop box: draw it on the picture (for a face that is not found: a pet, a "
-                                  "drawing)", open=False, elem_id="animate-box-accordion") as a_box_accordion:
-                    gr.Markdown("Click two opposite corners of the face, around the whole head with some margin: "
-                                "the crop is the square around the box (drawn thin). Empty: the face is found "
-                                "automatically.")
-                    a_box_image = gr.Image(label="Source picture: click two corners", interactive=False,
-                                           type="numpy", height=420, elem_id="animate-box-image")
-                    with gr.Row():
-                        a_box = gr.Textbox("", label="crop box x0,y0,x1,y1 in the picture's pixels (empty: find "
-                                                     "the face)", elem_id="animate-crop-box", scale=3)
-                        a_box_clear = gr.Button("Clear box", elem_id="animate-box-clear", scale=1)
-                    a_corner = gr.State(None)
-                gr.Examples([[str(examples.portrait), str(examples.clip)],
-                             [str(examples.portrait), str(examples.smile)]], [a_source, a_driving],
-                            label="Examples (painted by the app; pick one, then Animate)",
-                            api_visibility="private", elem_id="animate-examples")
-                with gr.Accordion("Options", open=False):
-                    with gr.Row():
-                        a_relative = gr.Checkbox(True, label="relative motion")
-                        a_stitching = gr.Checkbox(True, label="stitching")
-                        a_paste = gr.Checkbox(True, label="paste back into the photo")
-                        a_normalize = gr.Checkbox(False, label="close the source's mouth first (normalize lip)")
-                    with gr.Row():
-                        a_region = gr.Radio(list(REGIONS), value="all", label="animation region")
-                        a_option = gr.Radio(list(DRIVING_OPTIONS), value="expression-friendly", label="driving option")
-                        a_crop_driving = gr.Radio(["auto", "always", "never"], value="auto",
-                                                  label="crop the driving face")
-                    with gr.Row():
-                        a_multiplier = gr.Slider(0, 2, value=1.0, step=0.01, label="driving multiplier")
-                        a_smooth = gr.Number(0.0, label="motion smoothing (Kalman variance, e.g. 1e-6; 0 off)")
-                    with gr.Row():
-                        a_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="source crop scale")
-                        a_vx = gr.Slider(-0.5, 0.5, value=0.0, step=0.01, label="source crop x shift")
-                        a_vy = gr.Slider(-0.5, 0.5, value=SOURCE_VY, step=0.01, label="source crop y shift")
-                a_run = gr.Button("Animate", variant="primary", elem_id="animate-run")
-                a_error = gr.Markdown(elem_id="animate-error")
-                a_info = gr.Markdown(elem_id="animate-info")
-                with gr.Row():
-                    a_video = gr.Video(label="Result video", interactive=False, elem_id="animate-video")
-                    a_image = gr.Image(label="Result picture", interactive=False, type="filepath",
-                                       buttons=["download", "fullscreen"], elem_id="animate-image")
+                        with gr.Accordion("Crop box: draw it on the picture (for a face that is not found: a pet, "
+                                          "a drawing)", open=False, elem_id="animate-box-accordion") as a_box_accordion:
+                            gr.Markdown("Click two opposite corners of the face, around the whole head with some "
+                                        "margin: the crop is the square around the box (drawn thin). Empty: the face "
+                                        "is found automatically.")
+                            a_box_image = gr.Image(label="Source picture: click two corners", interactive=False,
+                                                   type="numpy", height=420, elem_id="animate-box-image")
+                            with gr.Row():
+                                a_box = gr.Textbox("", label="crop box x0,y0,x1,y1 in the picture's pixels (empty: "
+                                                             "find the face)", elem_id="animate-crop-box", scale=3)
+                                a_box_clear = gr.Button("Clear box", elem_id="animate-box-clear", scale=1)
+                            a_corner = gr.State(None)
+                        # speech: its controls only where it can run; elsewhere the reason in their place
+                        audio_problem = b.audio_problem()
+                        speech = audio_problem is None
+                        with gr.Row(visible=speech):
+                            a_audio = gr.Audio(label="...or drive it with speech (any sound file; instead of a "
+                                                     "driving)", sources=["upload", "microphone"], type="filepath",
+                                               format=None, interactive=speech, visible=speech,
+                                               elem_id="animate-audio")
+                            a_seed = gr.Number(-1, precision=0, minimum=-1, interactive=speech, visible=speech,
+                                               label="speech: seed of the motion (-1: a new one each time)",
+                                               elem_id="animate-seed")
+                        if audio_problem:
+                            gr.Markdown("**Speech driving is not available here:** " + plain_markdown(audio_problem),
+                                        elem_id="animate-audio-note")
+                        with gr.Accordion("Options", open=False):
+                            with gr.Row():
+                                a_relative = gr.Checkbox(True, label="relative motion")
+                                a_stitching = gr.Checkbox(True, label="stitching")
+                                a_paste = gr.Checkbox(True, label="paste back into the photo")
+                                a_normalize = gr.Checkbox(False, label="close the source's mouth first (normalize "
+                                                                       "lip)")
+                            with gr.Row():
+                                a_region = gr.Radio(list(REGIONS), value="all", label="animation region")
+                                a_option = gr.Radio(list(DRIVING_OPTIONS), value="expression-friendly",
+                                                    label="driving option")
+                                a_crop_driving = gr.Radio(["auto", "always", "never"], value="auto",
+                                                          label="crop the driving face")
+                            with gr.Row():
+                                a_multiplier = gr.Slider(0, 2, value=1.0, step=0.01, label="driving multiplier")
+                                a_smooth = gr.Number(0.0, label="motion smoothing (Kalman variance, e.g. 1e-6; 0 off)")
+                            with gr.Row():
+                                a_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="source crop scale")
+                                a_vx = gr.Slider(-0.5, 0.5, value=0.0, step=0.01, label="source crop x shift")
+                                a_vy = gr.Slider(-0.5, 0.5, value=SOURCE_VY, step=0.01, label="source crop y shift")
+                    with gr.Column(scale=2):
+                        a_run = gr.Button("Animate", variant="primary", size="lg", elem_id="animate-run")
+                        a_error = gr.Markdown(elem_id="animate-error")
+                        a_info = gr.Markdown(elem_id="animate-info")
+                        a_video = gr.Video(label="Result video", interactive=False, height=360, elem_id="animate-video")
+                        a_image = gr.Image(label="Result picture", interactive=False, type="filepath", height=360,
+                                           buttons=["download", "fullscreen"], elem_id="animate-image")
 
             # -- Edit -------------------------------------------------------------------------------------
             with gr.Tab("Edit", id="edit"):
@@ -241,8 +255,8 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                                              buttons=["fullscreen"], elem_id="edit-preview")
                         e_status = gr.Markdown(label="status", elem_id="edit-status")
                         e_error = gr.Markdown(elem_id="edit-error")
-                        e_examples = gr.Examples([[str(examples.portrait)]], [e_photo], api_visibility="private",
-                                                 label="Example (painted by the app)", elem_id="edit-examples")
+                        e_gallery = _example_gallery(example_items["edit"], "edit-examples",
+                                                     "Example (painted by the app): pick it", columns=2, height=230)
                     with gr.Column(scale=2):
                         e_result = gr.Image(label="Edited", interactive=False, type="filepath",
                                             buttons=["download", "fullscreen"], elem_id="edit-result")
@@ -292,8 +306,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                     with gr.Column():
                         r_video = gr.File(label="Face video", file_types=["video"], type="filepath",
                                           elem_id="retarget-video")
-                        gr.Examples([[str(examples.clip)]], [r_video], label="Example (painted by the app)",
-                                    api_visibility="private", elem_id="retarget-examples")
+                        r_previews = _previews("retarget-video", "Face video")
+                        r_gallery = _example_gallery(example_items["retarget"], "retarget-examples",
+                                                     "Example (painted by the app): pick it", columns=3, height=230)
                         with gr.Row():
                             r_eye_on = gr.Checkbox(False, label="set eye opening")
                             r_eye = gr.Slider(0, 0.8, value=0.35, step=0.01, label="target eyes-open ratio")
@@ -383,6 +398,22 @@ def build_app(backend: AppBackend) -> gr.Blocks:
 
         box_io = dict(concurrency_id="box", concurrency_limit=4, api_visibility="private")
         a_source.change(box_start, [a_source], [a_box_image, a_box, a_corner], **box_io)
+
+        # the chosen files shown as a picture or a video; examples picked from their thumbnails
+        def previewer(kinds: tuple[str, ...], what: str):
+            def show(path):
+                return preview_updates(path, kinds, what, b.limits)
+
+            return show
+
+        a_source.change(previewer(("image", "video"), "a source photo or video"), [a_source], a_source_previews,
+                        **box_io)
+        a_driving.change(previewer(("image", "video", "template"), "a driving"), [a_driving], a_driving_previews,
+                         **box_io)
+        r_video.change(previewer(("video",), "a face video"), [r_video], r_previews, **box_io)
+        a_gallery.select(_pick(example_items["animate"]), None, [a_source, a_driving], queue=False,
+                         api_visibility="private")
+        r_gallery.select(_pick(example_items["retarget"]), None, [r_video], queue=False, api_visibility="private")
         a_box_clear.click(box_start, [a_source], [a_box_image, a_box, a_corner], **box_io)
         report(a_box_image.select(_user_errors(box_click, board), [a_source, a_corner],
                                   [a_box_image, a_box, a_corner], **box_io), a_error)
@@ -399,7 +430,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         prepare_fn = _user_errors(prepare, board)
         report(e_photo.upload(prepare_fn, api_name="prepare", **prep_io), e_error)
         report(e_scale.release(prepare_fn, api_visibility="private", **prep_io), e_error)
-        report(e_examples.load_input_event.then(prepare_fn, api_visibility="private", **prep_io), e_error)
+        report(e_gallery.select(_pick(example_items["edit"]), None, [e_photo], queue=False,
+                                api_visibility="private").then(prepare_fn, api_visibility="private", **prep_io),
+               e_error)
 
         edit_names = ["photo", "crop_scale", "stitching", "eye_on", "lip_on", "driving_photo", "driving_region",
                       "driving_relative"] + slider_names
@@ -487,6 +520,47 @@ def build_app(backend: AppBackend) -> gr.Blocks:
     return demo
 
 
+def _previews(elem_id: str, what: str) -> list:
+    """The hidden picture and video under a file input that show the chosen file (see
+    :func:`preview_updates`)."""
+    return [gr.Image(label=f"{what}: chosen picture", interactive=False, visible=False, height=260,
+                     buttons=["fullscreen"], elem_id=f"{elem_id}-picture"),
+            gr.Video(label=f"{what}: chosen video", interactive=False, visible=False, height=260,
+                     elem_id=f"{elem_id}-clip")]
+
+
+def preview_updates(path, kinds: tuple[str, ...], what: str,
+                    limits: UploadLimits | None = None) -> tuple[dict, dict]:
+    """Updates of the (picture, video) pair of :func:`_previews`: the one that fits the chosen file shows
+    it; a template, a wrong or missing file shows neither (Animate says what is wrong with it)."""
+    kind = None
+    if path:
+        try:
+            kind = check_upload(path, kinds, what, limits or UploadLimits())[1]
+        except LivePortraitError:
+            kind = None
+    return (gr.update(value=str(path) if kind == "image" else None, visible=kind == "image"),
+            gr.update(value=str(path) if kind == "video" else None, visible=kind == "video"))
+
+
+def _example_gallery(items: list[Example], elem_id: str, label: str, columns: int = 2,
+                     height: int = 200) -> gr.Gallery:
+    """The examples as thumbnails with their labels; selecting one fills the inputs (see :func:`_pick`)."""
+    return gr.Gallery([(str(e.thumbnail), e.label) for e in items], label=label, columns=columns, rows=1,
+                      fit_columns=False, height=height, allow_preview=False, interactive=False, object_fit="contain",
+                      buttons=[], elem_id=elem_id)
+
+
+def _pick(items: list[Example]):
+    """A gallery's select event: the picked example's files, for the inputs it names."""
+
+    def pick(evt: gr.SelectData):
+        chosen = [str(p) for p in items[evt.index].inputs]
+        return chosen if len(chosen) > 1 else chosen[0]
+
+    return pick
+
+
 def _slider(name: str, value: float | None = None) -> gr.Slider:
     c = next(c for c in CONTROLS if c.name == name)
     v = c.neutral if value is None else value
@@ -519,7 +593,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, sh
                          prevent_thread_lock=True, show_error=True, quiet=True,
                          allowed_paths=allowed_paths or [], max_file_size=f"{int(max_file_mb)}mb",
                          footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False,
-                         mcp_server=False, enable_monitoring=False)
+                         mcp_server=False, enable_monitoring=False, css=APP_CSS)
     if not quiet:
         print(serving_message(host, demo.server_port, demo.share_url if share else None), flush=True)
     if block:

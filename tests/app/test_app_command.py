@@ -11,7 +11,6 @@ import subprocess
 import sys
 import sysconfig
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -103,7 +102,8 @@ def test_app_names_its_own_options_not_gradios_launch_arguments(tiny_weights, ne
                 ready.set()
         ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         assert ready.wait(240) and proc.poll() is None, "".join(lines)
         banner = next(line for line in lines if line.startswith("LivePortrait app:"))
@@ -117,7 +117,8 @@ def test_app_names_its_own_options_not_gradios_launch_arguments(tiny_weights, ne
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    time.sleep(0.2)
+    reader.join(30)  # the process has exited: its output ends, and the reader with it
+    assert not reader.is_alive()
     out = "".join(lines)
     assert "share=True" not in out and "launch()" not in out, out
     # SIGTERM stops it like any other command (the server closed on the way out), not as a success
@@ -235,15 +236,18 @@ def read_frame(path, index):
 def test_the_apps_examples_are_its_painted_files_and_they_animate(app_demo, app_backend, gradio_client):
     from gradio_client import handle_file
 
-    datasets = {name: _by_elem_id(app_demo, name) for name in ("animate-examples", "edit-examples",
-                                                                "retarget-examples")}
-    files = set()
-    for ds in datasets.values():
-        for sample in ds.samples:
-            for value in sample:
-                path = value.get("path") if isinstance(value, dict) else value
-                files.add(Path(path).name)
-    assert {"painted-portrait.png", "painted-talk.mp4", "painted-open-mouth.png"} <= files
+    # each tab's examples are thumbnails with a label; picking one puts the painted files in the inputs
+    picked = set()
+    for name, count in (("animate-examples", 2), ("edit-examples", 1), ("retarget-examples", 1)):
+        gallery = _by_elem_id(app_demo, name)
+        assert len(gallery.value) == count
+        assert all(Path(item["image"]["path"]).suffix == ".png" and len(item["caption"]) > 10
+                   for item in gallery.value), gallery.value
+        select = next(f for f in app_demo.fns.values() if (gallery._id, "select") in f.targets)
+        for index in range(count):
+            files = select.fn(SimpleNamespace(index=index))
+            picked.update(Path(f).name for f in ([files] if isinstance(files, str) else files))
+    assert picked == {"painted-portrait.png", "painted-talk.mp4", "painted-open-mouth.png"}
     folder = app_backend.workdir / "examples"  # painted when the app was built
     video, picture = gradio_client.predict(handle_file(str(folder / "painted-portrait.png")),
                                            handle_file(str(folder / "painted-talk.mp4")), api_name="/animate")

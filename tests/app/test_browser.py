@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_upload_a_photo_move_a_slider_and_get_the_edited_picture(browser_kit, ap
             # move the smile slider with the mouse: on release the edit renders (W and G only)
             net_calls.clear()
             slider = page.locator("#edit-smile input[type=range]")
+            slider.scroll_into_view_if_needed()
             box = slider.bounding_box()
             page.mouse.click(box["x"] + 0.85 * box["width"], box["y"] + box["height"] / 2)
             result = page.locator("#edit-result img")
@@ -120,13 +122,67 @@ def test_an_error_stays_beside_the_input_and_the_example_loads(browser_kit, app_
             page.wait_for_timeout(12_000)  # longer than the toast stays
             sync_api.expect(error).to_contain_text("holiday.jpg is not a photo")
 
-            page.locator("#edit-examples").get_by_text("painted-portrait.png").first.click()
+            page.locator("#edit-examples img").first.click()  # the example's thumbnail
             sync_api.expect(page.locator("#edit-status")).to_contain_text("Ready")
             page.locator("#edit-preview img").wait_for(state="visible")
             sync_api.expect(error).not_to_contain_text("holiday.jpg")
         finally:
             browser.close()
     assert outside_traffic.seen == []
+
+
+def test_the_animate_tab_at_1400x1000_shows_its_button_previews_and_example_pictures(browser_kit, app_url,
+                                                                                      app_backend, tmp_path):
+    """What a user sees first: Animate in view without scrolling, the chosen photo and driving as a picture
+    and a video, the examples as pictures with labels, and no live speech controls where speech cannot run
+    (this app has no audio weights)."""
+    browser_path, sync_api = browser_kit
+    photo = app_backend.workdir / "examples/painted-open-mouth.png"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(app_url)
+            run = page.locator("#animate-run")
+            run.wait_for(state="visible")
+
+            def in_view(locator):
+                box = locator.bounding_box()
+                return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 1400
+                        and box["y"] + box["height"] <= 1000)
+
+            assert page.evaluate("window.scrollY") == 0 and in_view(run), run.bounding_box()
+
+            # speech cannot run here: the reason is shown, and neither its upload nor its seed takes input
+            sync_api.expect(page.locator("#animate-audio-note")).to_contain_text("not available here")
+            live = page.locator("#animate-audio button:enabled, #animate-audio input:enabled, "
+                                "#animate-seed input:enabled")
+            assert [c for c in live.all() if c.is_visible() and c.is_enabled()] == []
+
+            # the examples are pictures (loaded) with a readable label
+            examples = page.locator("#animate-examples img")
+            sync_api.expect(examples).to_have_count(2)
+            page.wait_for_function("[...document.querySelectorAll('#animate-examples img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)")
+            sync_api.expect(page.locator("#animate-examples")).to_contain_text("Painted portrait, driven by")
+
+            # a chosen photo shows as a picture under its file
+            page.locator("#animate-source input[type=file]").set_input_files(str(photo))
+            picture = page.locator("#animate-source-picture img")
+            picture.wait_for(state="visible")
+            page.wait_for_function("document.querySelector('#animate-source-picture img').naturalWidth === 512")
+
+            # an example picked by its thumbnail: its photo and its driving video are shown
+            examples.first.click()
+            page.locator("#animate-driving-clip video").wait_for(state="visible")
+            sync_api.expect(page.locator("#animate-source")).to_contain_text("painted-portrait")
+            sync_api.expect(picture).to_have_attribute("src", re.compile(r"painted-portrait\.png$"))
+            assert in_view(run)  # still in view with both previews
+            page.wait_for_timeout(1000)  # the previews fade in
+            page.screenshot(path=str(tmp_path / "animate-tab-1400x1000.png"))
+        finally:
+            browser.close()
 
 
 def test_draw_a_crop_box_with_two_clicks_and_animate_it(browser_kit, app_url, examples_dir, short_clip,
@@ -157,6 +213,7 @@ def test_draw_a_crop_box_with_two_clicks_and_animate_it(browser_kit, app_url, ex
             img = page.locator("#animate-box-image img")
             img.wait_for(state="visible")
             page.wait_for_function("document.querySelector('#animate-box-image img').naturalWidth === 400")
+            img.scroll_into_view_if_needed()  # under the inputs, maybe below the fold
 
             def click_at(px, py):
                 """Click the picture's pixel (px, py): shown scaled down to fit (never up), centred."""

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from liveportrait.app.backend import edit_from_values, parse_keyframes
-from liveportrait.app.uploads import UploadLimits, check_upload
 from liveportrait.errors import InputError
 from liveportrait.motion.compose import LIP_ARRAY, Motion
 from liveportrait.motion.editing import Edit, Keyframe
 from liveportrait.motion.keypoints import rotation_matrix, transform_keypoints
 from liveportrait.motion.video import SourceVideoMotion, retarget_keypoints
+from liveportrait.uploads import UploadLimits, check_upload
 
 
 def test_upload_checks(tmp_path, examples_dir):
@@ -172,7 +172,7 @@ def test_crop_box_text_and_seed_are_checked():
 def test_audio_uploads_are_checked(tmp_path, examples_dir):
     import wave
 
-    from liveportrait.app.uploads import check_audio
+    from liveportrait.uploads import check_audio
 
     with pytest.raises(InputError, match="upload a speech recording first"):
         check_audio(None)
@@ -243,3 +243,73 @@ def test_app_command_takes_the_audio_weights_folder(tiny_weights, tmp_path, monk
     assert backend.audio_weights == str(empty)
     with pytest.raises(WeightsError, match="liveportrait download --animal"):
         backend.animal_pipe
+
+
+# -- the Animate tab's layout pieces (no server) ---------------------------------------------------
+
+def _ui_block(demo, elem_id):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+@pytest.mark.parametrize("problem", ["audio weights not found in /nowhere", None], ids=["no-speech", "speech"])
+def test_speech_controls_are_live_only_where_speech_can_run(problem, tmp_path, need):
+    """Without the audio extra or weights the speech upload and its seed are neither shown nor
+    interactive, and the reason stands in their place; with them, they are there and live."""
+    need("gradio", "pip install -e '.[app]'")
+    from types import SimpleNamespace
+
+    from liveportrait.app.ui import build_app
+
+    backend = SimpleNamespace(workdir=tmp_path, limits=UploadLimits(), audio_problem=lambda: problem)
+    demo = build_app(backend)  # only the work folder and the speech check are used while building
+    audio, seed = _ui_block(demo, "animate-audio"), _ui_block(demo, "animate-seed")
+    notes = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "animate-audio-note"]
+    if problem:
+        assert (audio.visible, audio.interactive, seed.visible, seed.interactive) == (False,) * 4
+        assert len(notes) == 1 and "/nowhere" in notes[0].value
+    else:
+        assert (audio.visible, audio.interactive, seed.visible, seed.interactive) == (True,) * 4
+        assert notes == []
+    # the examples are thumbnails with readable labels, not file names
+    captions = [item["caption"] for item in _ui_block(demo, "animate-examples").value]
+    assert captions and all(" " in c and not c.endswith((".png", ".mp4")) for c in captions), captions
+
+
+def test_a_chosen_file_shows_as_a_picture_or_a_video(tmp_path, examples_dir, need):
+    need("gradio", "pip install -e '.[app]'")
+    from liveportrait.app.ui import preview_updates
+
+    def shown(path, kinds=("image", "video", "template")):
+        picture, video = preview_updates(path, kinds, "a driving")
+        return picture["visible"], picture["value"], video["visible"], video["value"]
+
+    photo, video = examples_dir / "source/s1.jpg", examples_dir / "source/s13.mp4"
+    assert shown(photo) == (True, str(photo), False, None)
+    assert shown(video) == (False, None, True, str(video))
+    nothing = (False, None, False, None)
+    assert shown(examples_dir / "driving/wink.pkl") == nothing  # a template has no picture: its file stays
+    assert shown(None) == nothing  # cleared
+    assert shown(video, ("image",)) == nothing  # not a kind this input takes
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a picture at all")
+    assert shown(fake) == nothing
+
+
+def test_example_thumbnails_show_each_pair_and_are_painted_once(tmp_path):
+    from liveportrait.app.examples import example_sets, write_examples
+    from liveportrait.media import read_image
+    from liveportrait.provenance import read_metadata
+
+    ex = write_examples(tmp_path / "ex")
+    sets = example_sets(ex)
+    assert [e.inputs for e in sets["animate"]] == [(ex.portrait, ex.clip), (ex.portrait, ex.smile)]
+    assert [e.inputs for e in sets["edit"]] == [(ex.portrait,)] and [e.inputs for e in sets["retarget"]] == [(ex.clip,)]
+    pair = read_image(sets["animate"][1].thumbnail)
+    assert pair.shape == (160, 160 * 2 + 40, 3)  # source, arrow, driving
+    portrait = read_image(ex.portrait)
+    small = np.asarray(portrait[::3, ::3][:160, :160], np.float32)  # roughly the source at 160 px
+    assert np.abs(pair[:, :160].astype(np.float32).mean((0, 1)) - small.mean((0, 1))).max() < 12
+    assert read_image(sets["edit"][0].thumbnail).shape == (160, 160, 3)
+    assert "AI-generated" not in str(read_metadata(sets["animate"][0].thumbnail))
+    before = sets["animate"][0].thumbnail.stat().st_mtime_ns
+    assert example_sets(ex)["animate"][0].thumbnail.stat().st_mtime_ns == before
