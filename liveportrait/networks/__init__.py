@@ -1,9 +1,9 @@
-"""The five LivePortrait networks, their configs and checkpoint handling."""
+"""The five LivePortrait networks, their configs (registered by name) and checkpoint handling."""
 
 from .appearance import AppearanceFeatureExtractor
-from .config import ModelConfig
+from .config import ModelConfig, list_models, register_model
 from .generator import SPADEDecoder
-from .models import LivePortraitNetworks
+from .models import LivePortraitNetworks, create_model
 from .motion import MotionExtractor
 from .stitching import StitchingRetargeting
 from .warping import WarpingNetwork
@@ -16,4 +16,7 @@ __all__ = [
     "SPADEDecoder",
     "StitchingRetargeting",
     "WarpingNetwork",
+    "create_model",
+    "list_models",
+    "register_model",
 ]

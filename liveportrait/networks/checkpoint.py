@@ -11,11 +11,14 @@ Released layout (the Hugging Face repository KwaiVGI/LivePortrait)::
                                                                         v1.1 is absent)
 
 Every file is read without executing pickled code (``weights_only=True``) or from safetensors, which
-``convert_to_safetensors`` writes beside the same layout (``.safetensors`` instead of ``.pth``).
+``convert_to_safetensors`` and ``LivePortraitNetworks.save_pretrained`` write in the same layout (``.safetensors``
+instead of ``.pth``), with a ``config.json`` beside the base models naming the architecture, so that loading
+need not guess it from tensor widths.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import UnsafeFileError, WeightsError
+from .config import ModelConfig, list_models
 
 HUB_REPO_ID = "KwaiVGI/LivePortrait"
 ENV_WEIGHTS = "LIVEPORTRAIT_WEIGHTS"
@@ -43,6 +47,8 @@ S_SUBDICTS = {"retarget_shoulder": "stitching", "retarget_mouth": "lip", "retarg
 EXTENSIONS = (".safetensors", ".pth")
 ANIMAL_VERSION = "_v1.1"
 ANIMAL_V1_0 = "base_models"  # the first animal release (2024), before _v1.1
+CONFIG_FILE = "config.json"  # beside the base models: {"format": CONFIG_FORMAT, "name": ..., "config": {...}}
+CONFIG_FORMAT = "liveportrait"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class WeightsLayout:
 
     base_dir: Path
     retargeting_dir: Path
+    animal: bool = False
+
+    @property
+    def config_file(self) -> Path:
+        """Where a self-describing folder names its architecture (the released folders have none)."""
+        return self.base_dir / CONFIG_FILE
 
     def stem(self, module: str) -> Path:
         folder = self.retargeting_dir if module == STITCHING_MODULE else self.base_dir
@@ -78,7 +90,7 @@ def resolve_layout(root: str | os.PathLike, animal: bool = False) -> WeightsLayo
                  root / "liveportrait" if (root / "liveportrait").exists() else root)
     if not animal:
         return WeightsLayout(human / "base_models", human / "retargeting_models")
-    return WeightsLayout(_animal_base_dir(root), human / "retargeting_models")
+    return WeightsLayout(_animal_base_dir(root), human / "retargeting_models", animal=True)
 
 
 def _animal_base_dir(root: Path) -> Path:
@@ -260,6 +272,63 @@ def load_module(module: nn.Module, path: str | os.PathLike, name: str, assign: b
 
 
 # ---------------------------------------------------------------------------------------------------
+# the architecture of a folder
+
+
+def read_model_config(layout: WeightsLayout) -> tuple[str | None, ModelConfig] | None:
+    """The registry name and configuration that ``layout``'s config.json gives; None when it has none.
+
+    The stored configuration is authoritative; a name alone (no "config") picks the registered preset."""
+    path = layout.config_file
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: not a readable config.json ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+        raise WeightsError(f'{path}: not a liveportrait model config (expected "format": "{CONFIG_FORMAT}")')
+    name = data.get("name")
+    try:
+        if "config" in data:
+            config = ModelConfig.from_dict(data["config"])
+        elif isinstance(name, str):
+            config = ModelConfig.named(name)
+        else:
+            raise ValueError('it has neither a "config" nor a registered "name"')
+    except ValueError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
+    return (name if isinstance(name, str) else None), config
+
+
+def model_config_json(config: ModelConfig, name: str | None) -> str:
+    """The text of a config.json: the whole configuration, and the registry name it was made from."""
+    return json.dumps({"format": CONFIG_FORMAT, "name": name, "config": config.to_dict()}, indent=2) + "\n"
+
+
+def infer_config(layout: WeightsLayout) -> ModelConfig:
+    """For folders without config.json (the released .pth): the registered preset whose appearance extractor's
+    first layer has the width stored in ``layout``."""
+    path = layout.file("appearance_feature_extractor")
+    width = read_state_dict(path, "appearance_feature_extractor")["first.conv.weight"].shape[0]
+    for name in list_models():
+        config = ModelConfig.named(name)
+        if config.appearance.block_expansion == width:
+            return config
+    return ModelConfig.released()  # loading then names the mismatching tensors
+
+
+def layout_config(layout: WeightsLayout) -> tuple[str | None, ModelConfig]:
+    """The name and configuration of ``layout``: its config.json, else inferred from the tensors."""
+    found = read_model_config(layout)
+    if found is not None:
+        return found
+    config = infer_config(layout)
+    name = "animal" if layout.animal and config == ModelConfig.named("animal") else config.preset_name()
+    return name, config
+
+
+# ---------------------------------------------------------------------------------------------------
 # writing and conversion
 
 
@@ -290,32 +359,49 @@ def save_released(networks: nn.Module, out_root: str | os.PathLike, base_name: s
 
 
 def convert_to_safetensors(layout: WeightsLayout, out_root: str | os.PathLike) -> list[Path]:
-    """Write every module of ``layout`` as safetensors under ``out_root`` in the same folder layout.
+    """Write every module of ``layout`` as safetensors under ``out_root`` in the same folder layout, and the
+    config.json that names its architecture (the source's own, else the preset its tensor widths match).
 
     All modules are read (and refused, if one would run code) before anything is written; a failure
-    while writing removes what this call wrote, so the output is all five modules or nothing new."""
+    while writing removes what this call wrote, so the output is all five modules and config.json or nothing new."""
+    states = {}
+    for module in MODULES:
+        src = layout.file(module)
+        if src is None:
+            raise WeightsError(f"cannot convert: {layout.stem(module)}.pth is missing")
+        states[module] = (src.name, read_state_dict(src, module))
+    name, config = layout_config(layout)
+    return write_safetensors(states, out_root, layout.base_dir.name, config, name)
+
+
+def write_safetensors(states: dict[str, tuple[str | None, dict[str, torch.Tensor]]], out_root: str | os.PathLike,
+                      base_name: str, config: ModelConfig, name: str | None) -> list[Path]:
+    """``states`` (module -> (source file name or None, state dict in our key names)) as safetensors in the
+    released folder layout under ``out_root``, then ``base_name/config.json``; all of it or nothing new."""
     from safetensors.torch import save_file
 
     from ..files import check_folder_writable, discard, make_folder, remove_new_folders_on_error
 
     out_root = Path(out_root)
-    states = []
+    files = []
     for module in MODULES:
-        src = layout.file(module)
-        if src is None:
-            raise WeightsError(f"cannot convert: {layout.stem(module)}.pth is missing")
-        state = {k: v.detach().contiguous().clone() for k, v in read_state_dict(src, module).items()}
-        sub = "retargeting_models" if module == STITCHING_MODULE else layout.base_dir.name
-        states.append((src, state, out_root / sub / f"{module}.safetensors"))
+        source, state = states[module]
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+        metadata = {"format": "pt"} | ({"source": source} if source else {})
+        sub = "retargeting_models" if module == STITCHING_MODULE else base_name
+        files.append((out_root / sub / f"{module}.safetensors", lambda tmp, s=state, m=metadata: save_file(
+            s, str(tmp), metadata=m)))
+    text = model_config_json(config, name)
+    files.append((out_root / base_name / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8")))
     check_folder_writable(out_root)
     written: list[Path] = []
-    with remove_new_folders_on_error(*(dst for _, _, dst in states)):
+    with remove_new_folders_on_error(*(dst for dst, _ in files)):
         try:
-            for src, state, dst in states:
+            for dst, write in files:
                 make_folder(dst.parent)
                 tmp = dst.with_name(f".{dst.name}.part")
                 try:
-                    save_file(state, str(tmp), metadata={"format": "pt", "source": src.name})
+                    write(tmp)
                     os.replace(tmp, dst)
                 finally:
                     discard(tmp)

@@ -3,11 +3,15 @@
 ``ModelConfig.released()`` mirrors the released checkpoints (models.yaml of the reference);
 ``ModelConfig.tiny()`` keeps every layer of the same architecture with small channel counts so that
 pipeline tests and benchmarks of the orchestration run in milliseconds per frame.
+The animal release uses the released architecture. The presets are registered by name (``list_models``)
+so that a weights folder's ``config.json`` and the command line can name one.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import typing
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 
 @dataclass(frozen=True)
@@ -138,11 +142,67 @@ class ModelConfig:
         )
 
     @classmethod
+    def animal(cls) -> "ModelConfig":
+        """The animal release (liveportrait_animals): the released architecture, other weights."""
+        return cls.released()
+
+    @classmethod
     def named(cls, name: str) -> "ModelConfig":
-        presets = {"released": cls.released, "tiny": cls.tiny}
-        if name not in presets:
-            raise ValueError(f"unknown model config {name!r}; choose one of {sorted(presets)}")
-        return presets[name]()
+        if name not in MODEL_CONFIGS:
+            raise ValueError(f"unknown model config {name!r}; choose one of {list_models()}")
+        return MODEL_CONFIGS[name]()
+
+    def preset_name(self) -> str | None:
+        """The first registered name whose configuration this is (released before animal), else None."""
+        return next((name for name, make in MODEL_CONFIGS.items() if make() == self), None)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        """The inverse of ``to_dict`` (JSON lists become tuples); absent fields take their defaults, unknown
+        fields are a ValueError, so that a config.json from another project is not half understood."""
+        return _from_dict(cls, data, "config")
+
+
+def _from_dict(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if is_dataclass(kind):
+            value = _from_dict(kind, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+# name -> factory; the order is the one ``preset_name`` prefers for equal configurations
+MODEL_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
+    "released": ModelConfig.released,
+    "animal": ModelConfig.animal,
+    "tiny": ModelConfig.tiny,
+}
+
+
+def register_model(name: str, factory: Callable[[], ModelConfig]) -> None:
+    """Add a named configuration (e.g. a fine-tune with other widths) for ``create_model`` and config.json."""
+    if name in MODEL_CONFIGS:
+        raise ValueError(f"model config {name!r} is already registered")
+    MODEL_CONFIGS[name] = factory
+
+
+def list_models() -> list[str]:
+    """The registered configuration names, in registration order."""
+    return list(MODEL_CONFIGS)

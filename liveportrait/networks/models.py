@@ -1,15 +1,28 @@
-"""The five networks together, built from one ``ModelConfig``."""
+"""The five networks together, built from one ``ModelConfig`` or a registered name (``create_model``), loaded
+from and saved to weights folders (``from_pretrained`` / ``save_pretrained``)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..errors import WeightsError
 from .appearance import AppearanceFeatureExtractor
-from .checkpoint import MODULES, WeightsLayout, load_module, locate_weights, resolve_layout
-from .config import ModelConfig
+from .checkpoint import (
+    MODULES,
+    WeightsLayout,
+    infer_config,
+    layout_config,
+    load_module,
+    locate_weights,
+    read_model_config,
+    resolve_layout,
+    write_safetensors,
+)
+from .config import ModelConfig, list_models
 from .generator import SPADEDecoder
 from .motion import MotionExtractor
 from .stitching import StitchingRetargeting
@@ -19,9 +32,11 @@ from .warping import WarpingNetwork
 class LivePortraitNetworks(nn.Module):
     """F, M, W, G and S; attribute names match the released checkpoint file names."""
 
-    def __init__(self, config: ModelConfig | None = None):
+    def __init__(self, config: ModelConfig | None = None, name: str | None = None):
         super().__init__()
         self.config = config or ModelConfig.released()
+        # the registry name written to config.json; the first preset with this configuration when not given
+        self.model_name = name or self.config.preset_name()
         self.appearance_feature_extractor = AppearanceFeatureExtractor(self.config.appearance)
         self.motion_extractor = MotionExtractor(self.config.motion)
         self.warping_module = WarpingNetwork(self.config.warping)
@@ -50,6 +65,20 @@ class LivePortraitNetworks(nn.Module):
     def S(self) -> StitchingRetargeting:
         return self.stitching_retargeting_module
 
+    @classmethod
+    def from_config(cls, config: ModelConfig | str) -> "LivePortraitNetworks":
+        """Networks with fresh (random) weights for a configuration or a registered name (``list_models()``)."""
+        if isinstance(config, str):
+            return cls(ModelConfig.named(config), name=config)
+        return cls(config)
+
+    def save_pretrained(self, folder: str | os.PathLike, base_name: str = "base_models") -> list[Path]:
+        """Write the weights as safetensors in the released layout (``base_name/`` and ``retargeting_models/``)
+        with ``base_name/config.json``, so that ``from_pretrained(folder)`` rebuilds exactly this architecture.
+        Returns the files written."""
+        states = {name: (None, getattr(self, name).state_dict()) for name in MODULES}
+        return write_safetensors(states, folder, base_name, self.config, self.model_name)
+
     def load_layout(self, layout: WeightsLayout, assign: bool = False) -> "LivePortraitNetworks":
         """Every module's weights from ``layout``; ``assign`` takes the loaded tensors as the parameters
         (for networks built on the meta device: nothing allocated twice, nothing initialised in vain)."""
@@ -70,12 +99,13 @@ class LivePortraitNetworks(nn.Module):
         cache once), or None for the search path (``$LIVEPORTRAIT_WEIGHTS``, then the user cache,
         downloading there when nothing is found and ``download`` is on). With ``locate`` off,
         ``weights`` is taken as the folder as is. Offline, the error says what to copy where.
-        ``config``: a ModelConfig or a preset's name; None picks the preset whose widths the files have.
+        ``config``: a ModelConfig or a registered name (``list_models()``); None reads the folder's config.json
+        (written by ``save_pretrained`` and ``liveportrait convert``), or, for folders without one (the released
+        .pth), picks the preset whose widths the files have.
         ``announce``: say on stderr which folder is being loaded, once it is found (the command line's first line).
         """
         import sys
 
-        from ..errors import WeightsError
         from .checkpoint import HUB_REPO_ID, download_weights
 
         if str(weights) == HUB_REPO_ID:
@@ -93,25 +123,32 @@ class LivePortraitNetworks(nn.Module):
                 layout = download_weights(animal=animal)
         if announce:
             print(f"loading networks from {layout.base_dir.parent} ...", file=sys.stderr, flush=True)
+        described = None
         if isinstance(config, str):
-            config = ModelConfig.named(config)
-        if config is None:
-            config = infer_config(layout)
+            name, config = config, ModelConfig.named(config)
+        elif config is None:
+            described = read_model_config(layout)
+            name, config = described or layout_config(layout)
+        else:
+            name = None
+        if name is None and layout.animal and config == ModelConfig.named("animal"):
+            name = "animal"
         # built on the meta device: no random initialisation, no spectral-norm SVDs and no allocation that the
         # checkpoint would overwrite; the loaded tensors become the parameters
         with torch.device("meta"):
-            nets = cls(config)
-        return nets.load_layout(layout, assign=True)
+            nets = cls(config, name=name)
+        try:
+            return nets.load_layout(layout, assign=True)
+        except WeightsError as exc:
+            if described is None:
+                raise
+            raise WeightsError(f"{layout.config_file} describes the {described[0] or 'unnamed'!r} architecture, "
+                               f"which the weights do not have: {exc}") from None
 
 
-def infer_config(layout: WeightsLayout) -> ModelConfig:
-    """The named preset whose appearance extractor's first layer has the width stored in ``layout``."""
-    from .checkpoint import read_state_dict
+def create_model(name: str | ModelConfig = "released") -> LivePortraitNetworks:
+    """timm-style constructor: networks with fresh weights for a registered name or a configuration."""
+    return LivePortraitNetworks.from_config(name)
 
-    path = layout.file("appearance_feature_extractor")
-    width = read_state_dict(path, "appearance_feature_extractor")["first.conv.weight"].shape[0]
-    for name in ("released", "tiny"):
-        config = ModelConfig.named(name)
-        if config.appearance.block_expansion == width:
-            return config
-    return ModelConfig.released()  # loading then names the mismatching tensors
+
+__all__ = ["LivePortraitNetworks", "create_model", "infer_config", "list_models"]

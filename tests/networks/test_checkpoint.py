@@ -168,7 +168,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_copy):
 
 def test_safetensors_conversion_loads_identically(tiny_weights, tmp_path):
     written = convert_to_safetensors(resolve_layout(tiny_weights), tmp_path / "st")
-    assert len(written) == len(MODULES) and all(p.suffix == ".safetensors" for p in written)
+    assert [p.suffix for p in written] == [".safetensors"] * len(MODULES) + [".json"]  # and config.json
     layout = resolve_layout(tmp_path / "st")
     assert all(layout.file(m).suffix == ".safetensors" for m in MODULES)
     assert_same_weights(tiny_from(tmp_path / "st"), tiny_from(tiny_weights))
