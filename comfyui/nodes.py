@@ -166,7 +166,7 @@ def _config(pipe, **options):
     from liveportrait import AnimateConfig
     from liveportrait.api import make_config
 
-    base = AnimateConfig().as_animal() if getattr(pipe, "variant", "human") == "animal" else AnimateConfig()
+    base = AnimateConfig.defaults(getattr(pipe, "variant", "human"))
     return make_config(base, **options)
 
 

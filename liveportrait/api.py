@@ -114,8 +114,7 @@ class LivePortraitPipeline:
 
     def _config(self, config: AnimateConfig | None, **options) -> AnimateConfig:
         """``make_config`` from this pipeline's defaults; animal mode must match the weights loaded."""
-        animal = self.variant == "animal"
-        base = config or (AnimateConfig().as_animal() if animal else AnimateConfig())
+        base = config or AnimateConfig.defaults(self.variant)
         return self._check_variant(make_config(base, **options))
 
     def _check_variant(self, config: AnimateConfig) -> AnimateConfig:
@@ -169,7 +168,8 @@ class LivePortraitPipeline:
     # -- animate ------------------------------------------------------------------------------------
 
     def __call__(self, source, driving=None, *, audio=None, seed: int | None = None, audio_weights=None,
-                 pose_from=None, max_seconds: float | None = None, config: AnimateConfig | None = None,
+                 pose_from=None, max_seconds: float | None = None, cfg_scale: float | None = None,
+                 audio_smooth: float | None = None, config: AnimateConfig | None = None,
                  callback_on_frame: FrameCallback | None = None, **options) -> "AnimationOutput":
         """Animate ``source`` with ``driving``; returns at once with the motion extracted, the frames
         rendered as the output is iterated or saved.
@@ -181,41 +181,51 @@ class LivePortraitPipeline:
         ``face="all"``, ``reference_frame="auto"``, ``comparison=True`` ...), checked before any network runs.
         ``audio``: speech (an audio file, or a video's sound) instead of a driving: a photo moved by JoyVASA
         motion (``seed`` for repeatable sampling; ``audio_weights`` a folder, else the audio weights' lookup;
-        ``max_seconds`` uses only the audio's beginning). ``pose_from``: the head pose of a speech animation from
+        ``max_seconds`` uses only the audio's beginning; ``cfg_scale``, the guidance towards the audio, JoyVASA's
+        2.8 by default; ``audio_smooth``, the EMA factor on head pose and scale, 0.01 by default, 1 for the raw
+        motion). The seed used is ``output.seed``. ``pose_from``: the head pose of a speech animation from
         a motion template (path or ``MotionTemplate``), a driving video, or ``"still"`` (the source's own pose)
         instead of the model's; relative to its first frame, played back and forth when shorter than the speech.
         """
         config = self._config(config, **options)
+        speech = {"seed": seed, "audio_weights": audio_weights, "pose_from": pose_from, "max_seconds": max_seconds,
+                  "cfg_scale": cfg_scale, "audio_smooth": audio_smooth}
         if audio is None:
-            for name, value in (("pose_from", pose_from), ("max_seconds", max_seconds)):
-                if value is not None:
+            for name, value in speech.items():
+                if value is not None and name not in ("seed", "audio_weights"):
                     raise InputError(f"{name}= is for speech driving: give audio= too")
         if audio is not None:
             if driving is not None:
                 raise InputError("give a driving or audio=, not both")
-            return self._speak(source, audio, seed, audio_weights, config, callback_on_frame, pose_from, max_seconds)
+            return self._speak(source, audio, config, callback_on_frame, **speech)
         if driving is None:
             raise InputError("no driving input was given (a video, image, motion template, or audio=)")
         plan = plan_job(source, driving, None, config, decide_output=False)
         return self.animate_planned(plan, config, callback_on_frame)
 
-    def _speak(self, source, audio, seed, audio_weights, config, callback_on_frame, pose_from=None,
-               max_seconds=None) -> "AnimationOutput":
+    def _speak(self, source, audio, config, callback_on_frame, seed=None, audio_weights=None, pose_from=None,
+               max_seconds=None, cfg_scale=None, audio_smooth=None) -> "AnimationOutput":
         """A photo animated by speech: JoyVASA motion sampled window by window as frames are rendered."""
         from .audio import AudioDriving, AudioMotionModel, locate_audio_weights
         from .audio.animate import speech_job
+        from .audio.defaults import CFG_SCALE, SMOOTH_ALPHA, smoothing_alpha
         from .audio.io import probe_audio
         from .audio.pose import check_pose_from, resolve_pose
 
-        pose = check_pose_from(pose_from, "pose_from")  # before any model loads
+        # everything checked before any model loads
+        alpha = smoothing_alpha(SMOOTH_ALPHA if audio_smooth is None else audio_smooth, "audio_smooth")
+        cfg_scale = CFG_SCALE if cfg_scale is None else cfg_scale
+        if not isinstance(cfg_scale, (int, float)) or isinstance(cfg_scale, bool) or not cfg_scale >= 0:
+            raise InputError(f"cfg_scale must be a number from 0, got {cfg_scale!r}")
+        pose = check_pose_from(pose_from, "pose_from")
         info = probe_audio(audio, max_seconds=max_seconds)
         layout = locate_audio_weights(audio_weights)
         engine = self.engine(config)
         track = resolve_pose(pose, engine)
         if getattr(self, "_audio", (None,))[0] != layout.root:
             self._audio = (layout.root, AudioMotionModel.from_pretrained(layout))  # loaded once per folder
-        driving = AudioDriving.open(audio, self._audio[1], seed, info=info, pose=track)
-        return AnimationOutput(*speech_job(source, driving, engine), engine, callback_on_frame)
+        driving = AudioDriving.open(audio, self._audio[1], seed, cfg_scale, alpha, info=info, pose=track)
+        return AnimationOutput(*speech_job(source, driving, engine), engine, callback_on_frame, seed=driving.seed)
 
     def animate_planned(self, plan: JobPlan, config: AnimateConfig, callback_on_frame: FrameCallback | None = None,
                         progress=None) -> "AnimationOutput":
@@ -273,9 +283,11 @@ class AnimationOutput:
     ``save`` it. Either reads the frames once. ``fps``, ``frame_count``, ``faces``, ``audio`` (the file
     whose sound goes with it), ``motion`` (the driving's template), ``crops`` (per face) are known at once."""
 
-    def __init__(self, rendering, plan: JobPlan, engine, callback: FrameCallback | None = None):
+    def __init__(self, rendering, plan: JobPlan, engine, callback: FrameCallback | None = None,
+                 seed: int | None = None):
         self._r, self._plan, self._engine, self._callback = rendering, plan, engine, callback
         self._used = False
+        self.seed = seed  # a speech animation's sampling seed (the one drawn when none was given); else None
 
     @property
     def fps(self) -> Fraction:

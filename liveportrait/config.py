@@ -208,6 +208,12 @@ class AnimateConfig:
     def but(self, **changes) -> "AnimateConfig":
         return replace(self, **changes)
 
+    @classmethod
+    def defaults(cls, variant: str = "human") -> "AnimateConfig":
+        """The defaults of a variant of the weights: "human", or "animal" (the reference's animal defaults)."""
+        _choice(variant, "variant", ("human", "animal"))
+        return cls().as_animal() if variant == "animal" else cls()
+
     def as_animal(self) -> "AnimateConfig":
         """This config in animal mode with the reference's animal defaults (no stitching, no paste-back)."""
         return self.but(animal=True, paste_back=ANIMAL_PASTE_BACK, motion=self.motion.but(stitching=ANIMAL_STITCHING,

@@ -46,7 +46,7 @@ def module_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     out["F_out"] = _np(nets.F(src))
 
     raw = nets.M(src)
-    for k, v in raw.items():
+    for k, v in vars(raw).items():
         out[f"M_raw_{k}"] = _np(v)
     info = kpm.kp_info(raw)
     for k, v in info.items():
@@ -64,10 +64,10 @@ def module_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     kp_d = torch.from_numpy(inputs["W_kp_driving"]).float()
     f_s = torch.from_numpy(out["F_out"])
     w = nets.W(f_s, kp_driving=kp_d, kp_source=kp_s)
-    out["W_out"] = _np(w["out"])
-    out["W_occlusion_map"] = _np(w["occlusion_map"])
-    out["W_deformation"] = _np(w["deformation"])
-    out["G_out"] = _np(nets.G(w["out"]))
+    out["W_out"] = _np(w.out)
+    out["W_occlusion_map"] = _np(w.occlusion_map)
+    out["W_deformation"] = _np(w.deformation)
+    out["G_out"] = _np(nets.G(w.out))
 
     delta = nets.S.stitch_delta(kp_s, kp_d)
     out["S_stitch_delta"] = _np(delta)
@@ -216,8 +216,9 @@ def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x_d = pipe.video_keypoints(record, driving)
         out[f"v2v_{name}_kp_driving"] = _np(x_d)
         if name in VIDEO_RENDERED:
-            renders = pipe.animate_video(source, record, x_d[: VIDEO_RENDERED[name]], raw=True)
-            out[f"v2v_{name}_out"] = _np(torch.cat(list(renders)))
+            renders = [torch.cat([r for _, r in faces]) if faces else torch.empty(0, 3, 512, 512)
+                       for _, faces in pipe.video_renders(source, record, x_d[: VIDEO_RENDERED[name]])]
+            out[f"v2v_{name}_out"] = _np(torch.cat(renders))
     return out
 
 

@@ -47,7 +47,7 @@ def media_folder(examples_dir: Path, tmp_path: Path, frames: int) -> Path:
 def run_readme(folder: Path, weights: Path) -> subprocess.CompletedProcess:
     env = {"LIVEPORTRAIT_WEIGHTS": str(weights), "PATH": "/usr/bin:/bin", "HOME": str(folder)}
     return subprocess.run([sys.executable, "-c", readme_python()], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=1500)
+                          text=True, timeout=300)
 
 
 def check_readme_outputs(folder: Path, driving_frames: int) -> None:
@@ -63,19 +63,13 @@ def check_readme_outputs(folder: Path, driving_frames: int) -> None:
 
 
 def test_readme_examples_run_on_the_tiny_config(examples_dir, tiny_weights, tmp_path):
-    folder = media_folder(examples_dir, tmp_path, frames=24)
+    """As written, on short real clips. (The full-size networks' numbers are the conformance tests': running the
+    README at full size checked nothing more, for minutes of the suite.)"""
+    folder = media_folder(examples_dir, tmp_path, frames=6)
     r = run_readme(folder, tiny_weights)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split()[:3] == ["25", "24", "driving.mp4"]
-    check_readme_outputs(folder, 24)
-
-
-def test_readme_examples_run_on_full_size_synthetic_weights(examples_dir, synthetic_weights, tmp_path):
-    folder = media_folder(examples_dir, tmp_path, frames=3)
-    r = run_readme(folder, synthetic_weights)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split()[:2] == ["25", "3"]
-    check_readme_outputs(folder, 3)
+    assert r.stdout.split()[:3] == ["25", "6", "driving.mp4"]
+    check_readme_outputs(folder, 6)
 
 
 @pytest.fixture(scope="module")

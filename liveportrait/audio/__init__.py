@@ -18,7 +18,7 @@ _EXPORTS = {
     "model": ("AudioMotionModel",),
     "sampler": ("RandomNoise", "RecordedNoise", "WindowGeometry", "EmaSmoother", "denormalize", "iter_windows"),
     "drive": ("AudioDriving", "keypoint_batches"),
-    "animate": ("animate_speech", "animate_image_audio"),
+    "animate": ("animate_image_audio", "speech_job"),
     "compose": ("AudioKeypoints", "AUDIO_MOTION_OPTIONS", "as_motion", "compose_audio_motion", "PoseTrack",
                 "pose_indices", "with_pose"),
     "pose": ("check_pose_from", "resolve_pose"),

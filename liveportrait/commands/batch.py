@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: a worker died running {task.output.name}; running it again (attempt {attempt + 1})",
               file=sys.stderr)
 
+    if not args.quiet and args.ray is None:  # (Ray's actors load on their nodes and answer for themselves)
+        print(f"{len(todo)} job(s) to run; loading networks for {args.workers} worker(s) ...", file=sys.stderr,
+              flush=True)
     workers = make_workers(args, on_retry=retried, preload=preload(todo))
     try:
         check_animal_weights(args.jobs, todo, workers.animal_error)

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio.defaults import CFG_SCALE, SMOOTH_ALPHA
+from ..audio.defaults import CFG_SCALE, SMOOTH_ALPHA, smoothing_alpha
 from ..errors import InputError
 
 
@@ -88,41 +88,42 @@ def run_speech(args: argparse.Namespace, config) -> int:
 
 
 def _run_speech(args: argparse.Namespace, config) -> int:
+    """The speech job through the Python API (``pipe(photo, audio=...)``), after the cheap checks: the photo and
+    its face, the audio, the pose, the output and the weights are refused before any network loads."""
     from ..api import LivePortraitPipeline
-    from ..audio.animate import animate_speech
-    from ..audio.drive import AudioDriving
     from ..audio.io import probe_audio
-    from ..audio.model import AudioMotionModel
-    from ..audio.pose import check_pose_from, resolve_pose
+    from ..audio.pose import check_pose_from
     from ..audio.weights import locate_audio_weights
     from ..media import is_image, read_image
     from ..plan import check_photo_face
     from ..timing import run_time
 
-    alpha = _check_smoothing(args)
+    smoothing_alpha(args.audio_smooth, "--audio-smooth")
     if not is_image(args.source):
         raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
     photo = read_image(args.source)  # unreadable or empty photos fail here
     out = speech_output(args)
-    pose = check_pose_from(args.pose_from)
-    layout = locate_audio_weights(args.audio_weights)
-    info = probe_audio(args.driving[0], max_seconds=max_seconds(args))
-    cropper = check_photo_face(photo, config, name=args.source)  # before the load, as every other check
+    check_pose_from(args.pose_from)
+    locate_audio_weights(args.audio_weights)
+    probe_audio(args.driving[0], max_seconds=max_seconds(args))
+    cropper = check_photo_face(photo, config, name=args.source)
     del photo
 
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                                 precision=args.precision, model_config=args.model_config,
                                                 quiet=args.quiet, cropper=cropper)
+    pipe.set_progress_bar_config(disable=args.quiet)
     loaded = time.perf_counter()
-    engine = pipe.engine(config)
-    track = resolve_pose(pose, engine)
-    model = AudioMotionModel.from_pretrained(layout)
-    driving = AudioDriving.open(args.driving[0], model, args.seed, args.cfg_scale, alpha, info=info, pose=track)
-    done = animate_speech(args.source, out, engine, driving)
-    r = done.result
+    first: list[float] = []
+    output = pipe(args.source, audio=args.driving[0], seed=args.seed, audio_weights=args.audio_weights,
+                  pose_from=args.pose_from, max_seconds=max_seconds(args), cfg_scale=args.cfg_scale,
+                  audio_smooth=args.audio_smooth, config=config,
+                  callback_on_frame=lambda i, frame: first or first.append(time.perf_counter()))
+    started = time.perf_counter()
+    r = output.save(out)
     if not args.quiet:
-        print(f"wrote {r.output} ({r.summary()}, seed {done.seed}; first frame after {done.first_frame_s:.1f} s; "
-              f"{run_time(loaded)})")
+        print(f"wrote {r.output} ({r.summary()}, seed {output.seed}; first frame after "
+              f"{(first[0] if first else started) - started:.1f} s; {run_time(loaded)})")
     if not r.has_audio:
         print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)
     return 0
@@ -133,12 +134,6 @@ def max_seconds(args: argparse.Namespace) -> float | None:
     if m is not None and not m > 0:
         raise InputError(f"--max-seconds must be a positive number of seconds, got {m:g}")
     return m
-
-
-def _check_smoothing(args: argparse.Namespace) -> float | None:
-    if not 0 < args.audio_smooth <= 1:
-        raise InputError(f"--audio-smooth must be in (0, 1], got {args.audio_smooth}")
-    return None if args.audio_smooth >= 1 else args.audio_smooth
 
 
 def register(subparsers) -> None:
@@ -161,7 +156,7 @@ def run_motion(args: argparse.Namespace) -> int:
     from ..files import check_output
     from ..media import save_template
 
-    alpha = _check_smoothing(args)
+    alpha = smoothing_alpha(args.audio_smooth, "--audio-smooth")
     out = Path(args.output) if args.output else Path(Path(args.speech).stem + ".lpt.npz")
     if not str(out).endswith((".lpt.npz", ".npz")):
         raise InputError(f"{out}: a motion template is written as .lpt.npz")

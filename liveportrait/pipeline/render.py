@@ -101,16 +101,7 @@ class RenderStage(Stage):
                 x_d = x_d.expand(stop - start, -1, -1) if x_d.shape[0] == 1 else x_d
                 renders.append(to_uint8(self.animator.render(face.prepared, x_d)))
             for j in range(stop - start):
-                yield self._compose(image, faces, [r[j] for r in renders])
-
-    @staticmethod
-    def _compose(image: np.ndarray, faces: list[SourceFace], crops: list[np.ndarray]) -> np.ndarray:
-        if all(f.paste is not None for f in faces):
-            frame = image
-            for f, crop in zip(faces, crops):
-                frame = f.paste(crop, frame)
-            return frame
-        return crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
+                yield compose_faces(image, faces, [r[j] for r in renders])
 
     def video_keypoints(self, src: SourceVideoMotion, drv: DrivingMotion) -> torch.Tensor:
         """x_d for every source-video frame (``motion.video.source_video_keypoints``), with the driving's
@@ -121,13 +112,12 @@ class RenderStage(Stage):
         return source_video_keypoints(src, drv.motion, ref, cfg.motion, anim.networks.S, anim.lip_array.cpu(),
                                       cfg.source_video_smooth, t.eye_ratio, t.lip_ratio)
 
-    def animate_video(self, path, src: SourceVideoMotion | list[SourceVideoMotion],
-                      x_d: torch.Tensor | list[torch.Tensor], raw: bool = False) -> Iterator[np.ndarray]:
-        """Pass 2 over a source video: re-crop each frame with the stored matrices, render every
-        followed face, paste them all back. ``raw``: yield instead each frame's renders, float
-        (faces, 3, 512, 512) before clipping and paste-back (what the conformance check compares)."""
+    def video_renders(self, path, src: SourceVideoMotion | list[SourceVideoMotion],
+                      x_d: torch.Tensor | list[torch.Tensor]) -> Iterator[tuple[np.ndarray, list]]:
+        """Pass 2 over a source video, the rendering: per frame, the frame (limited as the output is) and, for
+        each followed face in view, (crop matrix or None, its float render (1, 3, 512, 512) before clipping).
+        ``animate_video`` pastes them back; the conformance check compares the renders themselves."""
         from ..face import geometry
-        from ..face.mask import PasteBack
 
         srcs, x_ds = ([src], [x_d]) if isinstance(src, SourceVideoMotion) else (list(src), list(x_d))
         cfg, anim = self.config, self.animator
@@ -137,7 +127,7 @@ class RenderStage(Stage):
                 if i >= n:
                     break
                 frame = resize_to_limit(frame, cfg.source_video_max_dim)
-                result, crops = frame, []
+                renders = []
                 for one, xd in zip(srcs, x_ds):
                     m = one.m_o2c[i]
                     if m is None and cfg.crop == "auto":
@@ -145,21 +135,28 @@ class RenderStage(Stage):
                     crop256 = resize_256(frame) if m is None else geometry.to_net_input(geometry.warp(frame, m, 512))
                     prepared = PreparedSource(f_s=anim.appearance(crop256), kp_c=one.kp[i:i + 1], motion=one.motion[i],
                                               x_s=one.x_s[i:i + 1])
-                    rendered = anim.render(prepared, xd[i:i + 1].to(anim.device))
-                    if raw:
-                        crops.append(rendered)
-                        continue
-                    out = to_uint8(rendered)[0]
-                    if m is not None and cfg.paste_back:
-                        result = PasteBack(frame.shape, geometry.invert(m))(out, result)
-                    else:
-                        crops.append(out)
-                if raw:
-                    yield torch.cat(crops) if crops else torch.empty(0, 3, 512, 512)
-                elif crops:
-                    yield crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
+                    renders.append((m, anim.render(prepared, xd[i:i + 1].to(anim.device))))
+                yield frame, renders
+
+    def animate_video(self, path, src: SourceVideoMotion | list[SourceVideoMotion],
+                      x_d: torch.Tensor | list[torch.Tensor]) -> Iterator[np.ndarray]:
+        """Pass 2 over a source video: re-crop each frame with the stored matrices, render every
+        followed face, paste them all back (or, without paste-back, the renders side by side)."""
+        from ..face import geometry
+        from ..face.mask import PasteBack
+
+        for frame, renders in self.video_renders(path, src, x_d):
+            result, crops = frame, []
+            for m, rendered in renders:
+                out = to_uint8(rendered)[0]
+                if m is not None and self.config.paste_back:
+                    result = PasteBack(frame.shape, geometry.invert(m))(out, result)
                 else:
-                    yield result
+                    crops.append(out)
+            if crops:
+                yield crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
+            else:
+                yield result
 
 
 @dataclass
@@ -176,6 +173,18 @@ class Rendering:
     crops: list  # per face of a photo source: its FaceCrop (None where not cropped)
     comparison: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+
+def compose_faces(image: np.ndarray, faces: list[SourceFace], crops: list[np.ndarray]) -> np.ndarray:
+    """One output frame: each face's render pasted back into the picture, or the renders side by side when
+    paste-back is off (any driving: a video's, a template's or speech's)."""
+    if all(f.paste is not None for f in faces):
+        frame = image
+        for f, crop in zip(faces, crops):
+            frame = f.paste(crop, frame)
+        return frame
+    return crops[0] if len(crops) == 1 else np.concatenate(crops, axis=1)
 
 
 def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:

@@ -48,7 +48,7 @@ def job_config(options: Any) -> AnimateConfig:
     options = dict(options)
     if "crop" in options:
         options["crop"] = _crop_option(options["crop"])
-    base = AnimateConfig().as_animal() if options.get("animal") is True else None
+    base = AnimateConfig.defaults("animal") if options.get("animal") is True else None
     try:
         return make_config(base, **options)
     except (TypeError, ValueError, AttributeError) as exc:  # a value of the wrong JSON type

@@ -26,17 +26,18 @@ def _photo() -> np.ndarray:
 
 
 def test_speech_gives_a_video_of_its_length_with_its_sound(tiny_pipeline, tiny_audio_model, speech_3s, tmp_path):  # noqa: F811
-    from liveportrait.audio.animate import animate_speech
+    from liveportrait.api import AnimationOutput
+    from liveportrait.audio.animate import speech_job
     from liveportrait.audio.drive import AudioDriving
     from liveportrait.media import probe, read_frames
 
     out = tmp_path / "talk.mp4"
     driving = AudioDriving.open(speech_3s, tiny_audio_model, seed=11)
-    done = animate_speech(_photo(), out, tiny_pipeline, driving)
-    assert done.result.frames == 75 and done.result.fps == 25 and done.result.has_audio and done.seed == 11
+    output = AnimationOutput(*speech_job(_photo(), driving, tiny_pipeline), tiny_pipeline, seed=driving.seed)
+    written = output.save(out)
+    assert written.frames == 75 and written.fps == 25 and written.has_audio and output.seed == 11
     info = probe(out)
     assert info.has_audio and abs(len(read_frames(out)) - 75) <= 1
-    assert 0 < done.first_frame_s <= done.result.seconds
 
 
 def test_the_api_output_object_saves_a_speech_job(tiny_pipeline, tiny_audio_model, speech_3s, tmp_path):  # noqa: F811
