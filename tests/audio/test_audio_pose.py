@@ -284,3 +284,22 @@ def test_api_pose_from(tiny_api, tiny_audio_weights, speech_3s, examples_dir, tm
     track = resolve_pose(check_pose_from(video), engine)
     assert isinstance(track, PoseTrack) and len(track) == 6 and track.fps == 25 and track.name == "turn.mp4"
     np.testing.assert_array_equal(track.R, engine.load_driving(video).template.R)
+
+
+def test_api_takes_the_command_lines_guidance_and_smoothing(tiny_api, tiny_audio_weights, speech_3s):  # noqa: F811
+    """cfg_scale= and audio_smooth= (the CLI's --cfg-scale and --audio-smooth) reach the sampler: another
+    guidance gives other frames, the same seed and options the same; bad values fail before any model loads."""
+    def frame(**options):
+        out = tiny_api(_photo(), audio=speech_3s, audio_weights=tiny_audio_weights, seed=3, crop="none",
+                       paste_back=False, max_seconds=0.5, **options)
+        assert out.seed == 3
+        return np.stack(list(out)).astype(np.int16)  # (the first frame is the neutral one whatever the options)
+
+    base = frame(cfg_scale=2.8, audio_smooth=1)
+    assert np.array_equal(base, frame(cfg_scale=2.8, audio_smooth=1))
+    assert not np.array_equal(base, frame(cfg_scale=0.5, audio_smooth=1))
+    for bad, message in [({"audio_smooth": 0}, "audio_smooth must be in"), ({"cfg_scale": -1}, "cfg_scale must be")]:
+        with pytest.raises(InputError, match=message):
+            tiny_api(_photo(), audio=speech_3s, audio_weights="/nonexistent", **bad)
+    with pytest.raises(InputError, match="cfg_scale= is for speech driving"):
+        tiny_api(_photo(), np.zeros((64, 64, 3), np.uint8), cfg_scale=2.0)
