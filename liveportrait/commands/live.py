@@ -49,40 +49,35 @@ def has_display() -> bool:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..animator import Animator
     from ..api import LivePortraitPipeline
+    from ..config import AnimateConfig
     from ..errors import InputError
     from ..live import CameraSource, FileSource, LiveEngine
     from ..media import read_image
+    from ..media.image import limit_size
     from ..media.streams import BackgroundWriter
     from ..motion.compose import MotionOptions
     from ..pipeline import resize_256
+    from ..plan import check_photo_face
     from ..speed import set_threads
 
     set_threads(args.threads)
     if args.driving and not os.path.exists(args.driving):
         raise InputError(f"{args.driving}: no such file")
     image = read_image(args.source)
+    # the source prepared as animate prepares a photo (one engine, one framing rule, one paste-back), its face
+    # looked for before the networks load
+    config = AnimateConfig.defaults().but(crop="none" if args.no_crop else "auto", paste_back=not args.no_paste_back,
+                                         motion=MotionOptions(stitching=not args.no_stitching))
+    image = limit_size(image, config.source_max_dim)
+    cropper = check_photo_face(image, config, name=args.source)
     # device, precision and backend by the one rule, as animate (bf16 on a CPU that computes it natively)
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, precision=args.precision,
                                                 backend=args.backend, model_config=args.model_config,
-                                                quiet=args.quiet)
-    anim = Animator(pipe.networks, pipe.compute.device, pipe.compute.precision)
-    options = MotionOptions(stitching=not args.no_stitching)
-
-    cropper = None
-    paste = None
-    if args.no_crop:
-        src = anim.prepare_source(resize_256(image), options=options)
-    else:
-        from ..face.cropper import Cropper
-        from ..face.mask import PasteBack
-
-        cropper = Cropper()
-        fc = cropper.crop_image(image, "largest")[0]
-        src = anim.prepare_source(fc.crop_256, fc.eye_ratio, fc.lip_ratio, options)
-        if not args.no_paste_back:
-            paste = PasteBack(image.shape, fc.M_c2o)
+                                                quiet=args.quiet, cropper=cropper)
+    stages = pipe.engine(config)
+    face = stages.prepare_image(image)[0]
+    anim, src, options, paste, cropper = stages.animator, face.prepared, config.motion, face.paste, pipe.cropper
 
     source = CameraSource(args.camera) if args.camera is not None else FileSource(args.driving)
     crop_driving = None
@@ -90,14 +85,13 @@ def run(args: argparse.Namespace) -> int:
         tracker = None
 
         def crop_driving(frame):
-            nonlocal tracker, cropper
+            nonlocal tracker
             h, w = frame.shape[:2]
             if args.crop_driving == "auto" and h == w:
                 return resize_256(frame), None, None
             if tracker is None:
-                from ..face.cropper import Cropper, VideoFaceTracker
+                from ..face.cropper import VideoFaceTracker
 
-                cropper = cropper or Cropper()
                 tracker = VideoFaceTracker(cropper, preset="driving", fps=source.fps)
             fc = tracker.update(frame)
             return None if fc is None else (fc.crop_256, fc.eye_ratio, fc.lip_ratio)
