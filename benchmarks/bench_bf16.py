@@ -251,7 +251,7 @@ def main() -> None:
         for iname, (f_s, kp_d, kp_s) in ins.items():
             echo(f"errors on {iname} ...")
             w_ref = nets.W(f_s, kp_d, kp_s)
-            frame_ref = nets.G(w_ref["out"])
+            frame_ref = nets.G(w_ref.out)
             for name, fn in wc.items():
                 if name == "eager fp32":
                     continue
@@ -259,24 +259,24 @@ def main() -> None:
                     o = fn(f_s, kp_d, kp_s)
                 except Exception:  # noqa: BLE001
                     continue
-                w_err[name].append((rel(o["out"], w_ref["out"]), rel(o["deformation"], w_ref["deformation"]),
-                                    rel(o["occlusion_map"], w_ref["occlusion_map"]),
-                                    psnr_u8(exact_g(o["out"]), frame_ref)))
+                w_err[name].append((rel(o.out, w_ref.out), rel(o.deformation, w_ref.deformation),
+                                    rel(o.occlusion_map, w_ref.occlusion_map),
+                                    psnr_u8(exact_g(o.out), frame_ref)))
             for name, fn in gc.items():
                 if name == "eager fp32":
                     continue
                 try:
-                    o = fn(w_ref["out"])
+                    o = fn(w_ref.out)
                 except Exception:  # noqa: BLE001
                     continue
                 g_err[name].append((rel(o, frame_ref), psnr_u8(o, frame_ref)))
-            frame = gc["ours (default)"](wc["fast fp32 (exact rewrites)"](f_s, kp_d, kp_s)["out"])
+            frame = gc["ours (default)"](wc["fast fp32 (exact rewrites)"](f_s, kp_d, kp_s).out)
             both[iname] = (rel(frame, frame_ref), psnr_u8(frame, frame_ref))
 
         # -- speed -----------------------------------------------------------------------------------
         echo("W, interleaved rounds ...")
         w_times = interleaved(wc, lambda fn: fn(*first), args.rounds, echo)
-        w_in = nets.W(*first)["out"]
+        w_in = nets.W(*first).out
         echo("G, interleaved rounds ...")
         g_times = interleaved(gc, lambda fn: fn(w_in), args.rounds, echo)
 

@@ -119,7 +119,7 @@ class Animator:
         x = to_input(images, self.device)
         with self._autocast():
             raw = self.networks.M(x)
-        info = kpm.kp_info({k: v.float() for k, v in raw.items()}, self.networks.config.motion.num_kp)
+        info = kpm.kp_info(raw.float(), self.networks.config.motion.num_kp)
         R = kpm.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
         motion = Motion(R=R, exp=info["exp"], t=info["t"], scale=info["scale"])
         x_own = kpm.transform_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"])
@@ -193,6 +193,6 @@ class Animator:
             with self._autocast():
                 f_s = src.f_s.expand(n, -1, -1, -1, -1)
                 w = self.networks.W(f_s, kp_driving=x_d, kp_source=src.x_s.expand(n, -1, -1))
-                return self.networks.G(w["out"]).float()
+                return self.networks.G(w.out).float()
 
         return self._guard_precision(run(), run)

@@ -201,7 +201,7 @@ def run_row(backend: str, precision: str, device: str, frames: int, weights: str
         with torch.inference_mode(), anim._autocast():
             w_out = accel.W(src.f_s, kp_driving=x_d, kp_source=src.x_s)
             row.ms["W"] = _timeit(lambda: accel.W(src.f_s, kp_driving=x_d, kp_source=src.x_s), nf, warm)
-            row.ms["G"] = _timeit(lambda: accel.G(w_out["out"].float()), nf, warm)
+            row.ms["G"] = _timeit(lambda: accel.G(w_out.out.float()), nf, warm)
         # the crop of a driving frame (affine warp to the network input; face tracking is not timed here)
         m = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]], np.float32)
         m3 = np.vstack([m, [0, 0, 1]]).astype(np.float32)

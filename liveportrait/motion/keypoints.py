@@ -9,9 +9,13 @@ Conventions (those of the released networks):
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # the annotation only: motion does not import the networks
+    from ..networks.outputs import MotionOutput
 
 NUM_BINS = 66
 BIN_DEGREES = 3.0
@@ -40,18 +44,18 @@ def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) 
     return torch.bmm(torch.bmm(rot_z, rot_y), rot_x).permute(0, 2, 1)
 
 
-def kp_info(raw: dict[str, torch.Tensor], num_kp: int = 21) -> dict[str, torch.Tensor]:
+def kp_info(raw: MotionOutput, num_kp: int = 21) -> dict[str, torch.Tensor]:
     """Motion-extractor outputs to usable motion: degrees (B, 1), kp and exp (B, K, 3), t (B, 3), scale (B, 1)."""
-    raw = {k: v.float() for k, v in raw.items()}
-    b = raw["kp"].shape[0]
+    raw = raw.float()
+    b = raw.kp.shape[0]
     return {
-        "pitch": headpose_to_degrees(raw["pitch"]).reshape(b, 1),
-        "yaw": headpose_to_degrees(raw["yaw"]).reshape(b, 1),
-        "roll": headpose_to_degrees(raw["roll"]).reshape(b, 1),
-        "t": raw["t"],
-        "exp": raw["exp"].reshape(b, num_kp, 3),
-        "scale": raw["scale"],
-        "kp": raw["kp"].reshape(b, num_kp, 3),
+        "pitch": headpose_to_degrees(raw.pitch).reshape(b, 1),
+        "yaw": headpose_to_degrees(raw.yaw).reshape(b, 1),
+        "roll": headpose_to_degrees(raw.roll).reshape(b, 1),
+        "t": raw.t,
+        "exp": raw.exp.reshape(b, num_kp, 3),
+        "scale": raw.scale,
+        "kp": raw.kp.reshape(b, num_kp, 3),
     }
 
 

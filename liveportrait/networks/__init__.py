@@ -5,6 +5,7 @@ from .config import ModelConfig, list_models, register_model
 from .generator import SPADEDecoder
 from .models import LivePortraitNetworks, create_model
 from .motion import MotionExtractor
+from .outputs import MotionOutput, WarpingOutput
 from .stitching import StitchingRetargeting
 from .warping import WarpingNetwork
 
@@ -13,9 +14,11 @@ __all__ = [
     "LivePortraitNetworks",
     "ModelConfig",
     "MotionExtractor",
+    "MotionOutput",
     "SPADEDecoder",
     "StitchingRetargeting",
     "WarpingNetwork",
+    "WarpingOutput",
     "create_model",
     "list_models",
     "register_model",

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import LayerNormChannelsFirst
+from .outputs import MotionOutput
 
 
 class GRN(nn.Module):
@@ -65,14 +66,14 @@ class ConvNeXtV2(nn.Module):
             x = stage(down(x))
         return self.norm(x.mean([-2, -1]))
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> MotionOutput:
         x = self.forward_features(x)
-        return {
-            "pitch": self.fc_pitch(x),
-            "yaw": self.fc_yaw(x),
-            "roll": self.fc_roll(x),
-            "t": self.fc_t(x),
-            "exp": self.fc_exp(x),
-            "scale": self.fc_scale(x),
-            "kp": self.fc_kp(x),
-        }
+        return MotionOutput(
+            pitch=self.fc_pitch(x),
+            yaw=self.fc_yaw(x),
+            roll=self.fc_roll(x),
+            t=self.fc_t(x),
+            exp=self.fc_exp(x),
+            scale=self.fc_scale(x),
+            kp=self.fc_kp(x),
+        )

@@ -7,6 +7,7 @@ from torch import nn
 
 from .config import MotionConfig
 from .convnextv2 import ConvNeXtV2
+from .outputs import MotionOutput
 
 
 class MotionExtractor(nn.Module):
@@ -18,6 +19,6 @@ class MotionExtractor(nn.Module):
         self.config = c
         self.detector = ConvNeXtV2(c.in_chans, c.depths, c.dims, c.num_kp, c.num_bins)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> MotionOutput:
         """``x``: (B, 3, 256, 256) RGB in [0, 1]. Returns pitch, yaw, roll, t, exp, scale, kp."""
         return self.detector(x)

@@ -13,6 +13,7 @@ from torch import nn
 
 from .blocks import Hourglass, SameBlock2d
 from .config import DenseMotionConfig, WarpingConfig
+from .outputs import DenseMotionOutput, WarpingOutput
 
 KP_VARIANCE = 0.01
 
@@ -81,7 +82,7 @@ class DenseMotionNetwork(nn.Module):
         zeros = torch.zeros_like(heat[:, :1])
         return torch.cat([zeros, heat], dim=1).unsqueeze(2)
 
-    def forward(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor):
+    def forward(self, feature: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> DenseMotionOutput:
         b, _, d, h, w = feature.shape
         feature = F.relu(self.norm(self.compress(feature)))
         grid = make_coordinate_grid((d, h, w), kp_source)
@@ -93,11 +94,11 @@ class DenseMotionNetwork(nn.Module):
         mask = F.softmax(self.mask(prediction), dim=1)
         # blend the per-slot flows with the soft assignment
         deformation = (sparse.permute(0, 1, 5, 2, 3, 4) * mask.unsqueeze(2)).sum(dim=1)
-        out = {"mask": mask, "deformation": deformation.permute(0, 2, 3, 4, 1)}
+        occlusion_map = None
         if self.occlusion is not None:
             pc, pd = prediction.shape[1:3]
-            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction.reshape(b, pc * pd, h, w)))
-        return out
+            occlusion_map = torch.sigmoid(self.occlusion(prediction.reshape(b, pc * pd, h, w)))
+        return DenseMotionOutput(mask=mask, deformation=deformation.permute(0, 2, 3, 4, 1), occlusion_map=occlusion_map)
 
 
 class WarpingNetwork(nn.Module):
@@ -111,16 +112,14 @@ class WarpingNetwork(nn.Module):
         self.fourth = nn.Conv2d(c.out_channels, c.out_channels, kernel_size=1)
 
     def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor,
-                kp_source: torch.Tensor) -> dict[str, torch.Tensor]:
+                kp_source: torch.Tensor) -> WarpingOutput:
         """Driving keypoints come first, as in the reference's signature."""
         dense = self.dense_motion_network(feature_3d, kp_driving, kp_source)
-        deformation = dense["deformation"]
+        deformation = dense.deformation
         out = F.grid_sample(feature_3d, deformation.to(feature_3d.dtype), mode="bilinear",
                             padding_mode="zeros", align_corners=False)
         b, c, d, h, w = out.shape
         out = self.fourth(self.third(out.reshape(b, c * d, h, w)))
-        result = {"deformation": deformation, "out": out}
-        if "occlusion_map" in dense:
-            result["occlusion_map"] = dense["occlusion_map"]
-            result["out"] = out * dense["occlusion_map"]
-        return result
+        if dense.occlusion_map is not None:
+            out = out * dense.occlusion_map
+        return WarpingOutput(out=out, occlusion_map=dense.occlusion_map, deformation=deformation)

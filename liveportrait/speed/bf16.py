@@ -31,6 +31,7 @@ from torch import nn
 
 from ..networks.blocks import SameBlock2d, SPADEResnetBlock
 from ..networks.generator import SPADEDecoder
+from ..networks.outputs import WarpingOutput
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
 from . import kernels
 from .fastnets import FastWarping, _SN1x1, _sn_weight, _spade_gb, fold_bn
@@ -421,11 +422,11 @@ class Bf16Warping(CachedTransform):
         plan["fourth"] = BConv(wn.fourth.weight, wn.fourth.bias, dtype=dt("fourth"))
         return plan
 
-    def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
+    def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> WarpingOutput:
         with torch.autocast(feature_3d.device.type, enabled=False):
             return self._forward(feature_3d.float(), kp_driving.float(), kp_source.float())
 
-    def _forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
+    def _forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> WarpingOutput:
         p = self.prepared()
         dm = self.warping.dense_motion_network
         b, _, d, h, w = feature_3d.shape
@@ -445,14 +446,12 @@ class Bf16Warping(CachedTransform):
         prediction = F.relu_(p["final"](channels_last(out)))  # channels-last, in the final layer's precision
         mask = F.softmax(p["mask"](prediction).float(), dim=1)
         deformation = (sparse.permute(0, 1, 5, 2, 3, 4) * mask.unsqueeze(2)).sum(dim=1).permute(0, 2, 3, 4, 1)
-        result = {"deformation": deformation}
         warped = F.grid_sample(feature_3d, deformation, mode="bilinear", padding_mode="zeros", align_corners=False)
         x2 = p["third"](warped.reshape(b, -1, h, w))
         x2 = F.leaky_relu_(x2, 0.01) if p["third_lrelu"] else F.relu_(x2)
         out2 = p["fourth"](x2).float()
+        occ = None
         if "occlusion" in p:
             occ = torch.sigmoid(FastWarping._occlusion(prediction.float().contiguous(), *p["occlusion"]))
-            result["occlusion_map"] = occ
             out2 = out2 * occ
-        result["out"] = out2.contiguous()
-        return result
+        return WarpingOutput(out=out2.contiguous(), occlusion_map=occ, deformation=deformation)

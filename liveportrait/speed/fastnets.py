@@ -32,6 +32,7 @@ from torch import nn
 
 from ..networks.blocks import SPADE, SameBlock2d, SPADEResnetBlock
 from ..networks.generator import SPADEDecoder
+from ..networks.outputs import WarpingOutput
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
 from . import kernels
 from .winograd import (
@@ -330,7 +331,7 @@ class FastWarping(CachedTransform):
         return out.unsqueeze(1)
 
     @_float32
-    def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
+    def forward(self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> WarpingOutput:
         p = self.prepared()
         wn = self.warping
         dm = wn.dense_motion_network
@@ -352,18 +353,16 @@ class FastWarping(CachedTransform):
         prediction = F.relu_(p["final"](out))
         mask = F.softmax(p["mask"](prediction), dim=1)
         deformation = (sparse.permute(0, 1, 5, 2, 3, 4) * mask.unsqueeze(2)).sum(dim=1).permute(0, 2, 3, 4, 1)
-        result = {"deformation": deformation}
         warped = F.grid_sample(feature_3d, deformation, mode="bilinear", padding_mode="zeros", align_corners=False)
         x2 = p["third"](warped.reshape(b, -1, h, w))
         x2 = F.leaky_relu_(x2, 0.01) if p["third_lrelu"] else F.relu_(x2)
         fw, fb = p["fourth"]
         out2 = F.conv2d(x2, fw, fb)
+        occ = None
         if "occlusion" in p:
             occ = torch.sigmoid(self._occlusion(prediction, *p["occlusion"]))
-            result["occlusion_map"] = occ
             out2 = out2 * occ
-        result["out"] = out2
-        return result
+        return WarpingOutput(out=out2, occlusion_map=occ, deformation=deformation)
 
 
 class _Frozen3d(nn.Module):

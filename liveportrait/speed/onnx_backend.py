@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..networks.outputs import MotionOutput, WarpingOutput
+
 OPSET = 20
 
 # (file stem, input names, output names)
@@ -36,7 +38,9 @@ GRAPHS = {
     "S_eye": ("eye_retargeting", ["x"], ["delta"]),
     "S_lip": ("lip_retargeting", ["x"], ["delta"]),
 }
+# the graphs' outputs are the fields of MotionOutput and WarpingOutput, in the released order
 M_KEYS = GRAPHS["M"][2]
+W_KEYS = GRAPHS["W"][2]
 
 
 class _MOut(nn.Module):
@@ -46,7 +50,7 @@ class _MOut(nn.Module):
 
     def forward(self, x):
         out = self.m(x)
-        return tuple(out[k] for k in M_KEYS)
+        return tuple(getattr(out, k) for k in M_KEYS)
 
 
 class _WOut(nn.Module):
@@ -56,7 +60,7 @@ class _WOut(nn.Module):
 
     def forward(self, feature_3d, kp_driving, kp_source):
         out = self.w(feature_3d, kp_driving, kp_source)
-        return out["out"], out["occlusion_map"], out["deformation"]
+        return tuple(getattr(out, k) for k in W_KEYS)
 
 
 def example_inputs(networks, batch: int = 1) -> dict[str, tuple[torch.Tensor, ...]]:
@@ -308,7 +312,7 @@ class OnnxF(_Runner):
 class OnnxM(_Runner):
     def forward(self, x):
         outs = self.session(_np(x))
-        return {k: torch.from_numpy(v).to(x.device) for k, v in zip(M_KEYS, outs)}
+        return MotionOutput(**{k: torch.from_numpy(v).to(x.device) for k, v in zip(M_KEYS, outs)})
 
 
 class OnnxW(_Runner):
@@ -316,9 +320,8 @@ class OnnxW(_Runner):
         dev = feature_3d.device
         b = max(feature_3d.shape[0], kp_driving.shape[0])
         args = [_np(t.expand(b, *t.shape[1:])) for t in (feature_3d, kp_driving, kp_source)]
-        out, occ, deform = self.session(*args)
-        return {"out": torch.from_numpy(out).to(dev), "occlusion_map": torch.from_numpy(occ).to(dev),
-                "deformation": torch.from_numpy(deform).to(dev)}
+        outs = self.session(*args)
+        return WarpingOutput(**{k: torch.from_numpy(v).to(dev) for k, v in zip(W_KEYS, outs)})
 
 
 class OnnxG(_Runner):

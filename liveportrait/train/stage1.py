@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..motion import keypoints as kpm
-from ..networks import LivePortraitNetworks
+from ..networks import LivePortraitNetworks, MotionOutput
 from . import distributed as dist_utils
 from . import landmarks as lmk
 from . import losses as L
@@ -33,7 +33,7 @@ from .engine import Trainer, load_networks
 from .spectral import power_iteration_
 
 
-def _motion(raw: dict[str, torch.Tensor], num_kp: int) -> dict[str, torch.Tensor]:
+def _motion(raw: MotionOutput, num_kp: int) -> dict[str, torch.Tensor]:
     info = kpm.kp_info(raw, num_kp)
     info["R"] = kpm.rotation_matrix(info["pitch"], info["yaw"], info["roll"])
     info["angles"] = torch.cat([info["pitch"], info["yaw"], info["roll"]], dim=1)
@@ -68,7 +68,7 @@ class Stage1Model(nn.Module):
         x_w_own = kpm.transform_keypoints(m_w["kp"], m_w["R"], m_w["exp"], m_w["scale"], m_w["t"])
         f_s = self.F(source)
         warped = self.W(f_s, kp_driving=x_d, kp_source=x_s)
-        pred = self.G(warped["out"])
+        pred = self.G(warped.out)
         return {"pred": pred, "x_s": x_s, "x_d": x_d, "x_d_own": x_d_own, "x_w_own": x_w_own,
                 "exp_d": m_d["exp"], "angles_s": m_s["angles"], "angles_d": m_d["angles"]}
 

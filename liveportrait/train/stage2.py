@@ -44,8 +44,8 @@ class Stage2Model(nn.Module):
         with torch.no_grad():
             bs = b["source"].shape[0]
             raw = nets.M(torch.cat([b["source"], b["cross"]], dim=0))
-            m_s = kpm.kp_info({k: v[:bs] for k, v in raw.items()}, num_kp)
-            m_c = kpm.kp_info({k: v[bs:] for k, v in raw.items()}, num_kp)
+            m_s = kpm.kp_info(raw.map(lambda v: v[:bs]), num_kp)
+            m_c = kpm.kp_info(raw.map(lambda v: v[bs:]), num_kp)
             R_s = kpm.rotation_matrix(m_s["pitch"], m_s["yaw"], m_s["roll"])
             R_c = kpm.rotation_matrix(m_c["pitch"], m_c["yaw"], m_c["roll"])
             x_s = kpm.transform_keypoints(m_s["kp"], R_s, m_s["exp"], m_s["scale"], m_s["t"]).float()
@@ -73,7 +73,7 @@ class Stage2Model(nn.Module):
         n = len(kps)
         # W and G are in eval mode (no batch statistics): one batched render equals separate ones
         warped = nets.W(f_s.repeat(n, 1, 1, 1, 1), kp_driving=torch.cat(kps, dim=0), kp_source=x_s.repeat(n, 1, 1))
-        renders = nets.G(warped["out"]).float().chunk(n, dim=0)
+        renders = nets.G(warped.out).float().chunk(n, dim=0)
         for name, img in zip(self.tasks, renders):
             out[f"{name}_pred"] = img
         if self.reconstruction:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from liveportrait.motion import keypoints as kpm
+from liveportrait.networks import MotionOutput
 
 
 def _rx(a):
@@ -76,7 +77,7 @@ def test_transform_info_follows_the_spec_formula():
            "roll": torch.randn(b, 66, generator=g), "t": torch.randn(b, 3, generator=g),
            "exp": torch.randn(b, 63, generator=g), "scale": torch.rand(b, 1, generator=g) + 0.5,
            "kp": torch.randn(b, 63, generator=g)}
-    info = kpm.kp_info(raw)
+    info = kpm.kp_info(MotionOutput(**raw))
     assert info["kp"].shape == (b, 21, 3) and info["pitch"].shape == (b, 1)
     n = {k: v.double().numpy() for k, v in raw.items()}
 

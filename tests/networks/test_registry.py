@@ -24,10 +24,10 @@ def outputs(nets: LivePortraitNetworks) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         feat = nets.F(img)
         out = {"F": feat}
-        out |= {f"M.{k}": v for k, v in nets.M(img).items()}
+        out |= {f"M.{k}": v for k, v in vars(nets.M(img)).items()}
         w = nets.W(feat, kp_driving=kp + 0.01, kp_source=kp)
-        out |= {f"W.{k}": v for k, v in w.items()}
-        out["G"] = nets.G(w["out"])
+        out |= {f"W.{k}": v for k, v in vars(w).items()}
+        out["G"] = nets.G(w.out)
         out["S"] = nets.S.stitching(torch.randn(1, c.stitching.stitching.input_size, generator=g))
     return out
 

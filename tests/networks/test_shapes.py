@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from liveportrait.networks import LivePortraitNetworks, ModelConfig
+from liveportrait.networks import LivePortraitNetworks, ModelConfig, MotionOutput, WarpingNetwork, WarpingOutput
 from liveportrait.networks.config import AppearanceConfig
 
 
@@ -25,16 +26,27 @@ def test_tiny_forward_shapes(tiny):
         f = tiny.F(img)
         assert f.shape == (2, c.appearance.reshape_channel, c.appearance.reshape_depth, 64, 64)
         raw = tiny.M(img)
-        assert list(raw) == ["pitch", "yaw", "roll", "t", "exp", "scale", "kp"]
-        assert raw["pitch"].shape == (2, 66) and raw["kp"].shape == (2, 63)
+        assert isinstance(raw, MotionOutput)  # the released names, in the released order
+        assert [f.name for f in dataclasses.fields(raw)] == ["pitch", "yaw", "roll", "t", "exp", "scale", "kp"]
+        assert raw.pitch.shape == (2, 66) and raw.kp.shape == (2, 63)
         kp = torch.rand(2, 21, 3) - 0.5
         w = tiny.W(f, kp_driving=kp, kp_source=kp)
-        assert w["out"].shape == (2, c.warping.out_channels, 64, 64)
-        assert w["deformation"].shape == (2, c.appearance.reshape_depth, 64, 64, 3)
-        assert w["occlusion_map"].shape == (2, 1, 64, 64)
-        out = tiny.G(w["out"])
+        assert isinstance(w, WarpingOutput)
+        assert w.out.shape == (2, c.warping.out_channels, 64, 64)
+        assert w.deformation.shape == (2, c.appearance.reshape_depth, 64, 64, 3)
+        assert w.occlusion_map.shape == (2, 1, 64, 64)
+        out = tiny.G(w.out)
         assert out.shape == (2, 3, 512, 512) and 0 < out.min() and out.max() < 1
         assert tiny.S.stitch_delta(kp, kp).shape == (2, 65)
+
+
+def test_warping_without_occlusion_head_says_none(tiny):
+    config = dataclasses.replace(tiny.config.warping, estimate_occlusion_map=False)
+    w = WarpingNetwork(config).eval()
+    kp = torch.rand(1, 21, 3) - 0.5
+    with torch.inference_mode():
+        out = w(torch.rand(1, 8, 2, 64, 64), kp_driving=kp, kp_source=kp + 0.01)
+    assert out.occlusion_map is None and out.out.shape == (1, config.out_channels, 64, 64)
 
 
 def spec_sn_weight(conv) -> np.ndarray:

@@ -236,13 +236,13 @@ def test_bf16_batched_frames_equal_single(tiny_nets):
     kp_d = kp_s + 0.05 * torch.randn(3, 21, 3)
     with torch.inference_mode():
         w_batched = nets.W(feat.expand(3, -1, -1, -1, -1), kp_d, kp_s.expand(3, -1, -1))
-        g_batched = nets.G(w_batched["out"])
+        g_batched = nets.G(w_batched.out)
         for i in range(3):
             w_single = nets.W(feat, kp_d[i:i + 1], kp_s)
             for key in ("out", "occlusion_map", "deformation"):
-                assert rel(w_batched[key][i:i + 1], w_single[key]) < 1e-5, key
-            assert rel(g_batched[i:i + 1], nets.G(w_batched["out"][i:i + 1])) < 1e-6
-            assert rel(g_batched[i:i + 1], nets.G(w_single["out"])) < FIDELITY_REL_L2["bf16"]
+                assert rel(getattr(w_batched, key)[i:i + 1], getattr(w_single, key)) < 1e-5, key
+            assert rel(g_batched[i:i + 1], nets.G(w_batched.out[i:i + 1])) < 1e-6
+            assert rel(g_batched[i:i + 1], nets.G(w_single.out)) < FIDELITY_REL_L2["bf16"]
 
 
 # -- full size: the conformance kit's weights, one frame per input -------------------------------------------
@@ -268,11 +268,11 @@ def test_bf16_conformance_inputs(kit):
         w = b16.W(torch.from_numpy(fixture["F_out"]), torch.from_numpy(fixture["W_kp_driving"]),
                   torch.from_numpy(fixture["W_kp_source"]))
         for key in ("out", "occlusion_map", "deformation"):
-            assert rel(w[key], fixture[f"W_{key}"]) <= FIDELITY_REL_L2["bf16"], key
+            assert rel(getattr(w, key), fixture[f"W_{key}"]) <= FIDELITY_REL_L2["bf16"], key
         g = b16.G(torch.from_numpy(fixture["W_out"]))
         assert rel(g, fixture["G_out"]) <= FIDELITY_REL_L2["bf16"]
         assert psnr_u8(g, fixture["G_out"]) >= BOUND
-        assert psnr_u8(b16.G(w["out"]), fixture["G_out"]) >= BOUND
+        assert psnr_u8(b16.G(w.out), fixture["G_out"]) >= BOUND
     anim = Animator(b16, "cpu", "bf16")
     src = anim.prepare_source(fixture["source_rgb_256"])
     drv = template_motion({k: fixture[k] for k in fixture.files if k.startswith("template_motion_")})

@@ -52,9 +52,9 @@ def test_fast_backend_tiny_matches_eager(tiny_nets, winograd_calls):
         ref = tiny_nets.W(feat, kp_d, kp_s)
         ours = fast.W(feat, kp_d, kp_s)
         for key in ("out", "occlusion_map", "deformation"):
-            assert rel(ours[key], ref[key]) <= FIDELITY_REL_L2["fast"], key
+            assert rel(getattr(ours, key), getattr(ref, key)) <= FIDELITY_REL_L2["fast"], key
         n_w = len(winograd_calls)
-        assert rel(fast.G(ref["out"]), tiny_nets.G(ref["out"])) <= FIDELITY_REL_L2["fast"]
+        assert rel(fast.G(ref.out), tiny_nets.G(ref.out)) <= FIDELITY_REL_L2["fast"]
     assert any(len(shape) == 5 for shape in winograd_calls[:n_w]), "W never ran a Winograd convolution"
     assert any(len(shape) == 4 for shape in winograd_calls[n_w:]), "G never ran a Winograd convolution"
 
@@ -67,9 +67,9 @@ def test_fast_backend_batched_frames_equal_single(tiny_nets, winograd_calls):
     feat, _, kp_s = example_inputs(tiny_nets, 1)["W"]
     kp_d = kp_s + 0.05 * torch.randn(3, 21, 3)
     with torch.inference_mode():
-        batched = fast.G(fast.W(feat.expand(3, -1, -1, -1, -1), kp_d, kp_s.expand(3, -1, -1))["out"])
+        batched = fast.G(fast.W(feat.expand(3, -1, -1, -1, -1), kp_d, kp_s.expand(3, -1, -1)).out)
         for i in range(3):
-            single = fast.G(fast.W(feat, kp_d[i:i + 1], kp_s)["out"])
+            single = fast.G(fast.W(feat, kp_d[i:i + 1], kp_s).out)
             assert rel(batched[i:i + 1], single) < 1e-5
     assert any(shape[0] == 3 for shape in winograd_calls) and any(shape[0] == 1 for shape in winograd_calls)
 
@@ -110,12 +110,12 @@ def test_fast_backend_full_size_matches_reference_kit(kit):
         w = fast.W(torch.from_numpy(fixture["F_out"]), torch.from_numpy(fixture["W_kp_driving"]),
                    torch.from_numpy(fixture["W_kp_source"]))
         for key in ("out", "occlusion_map", "deformation"):
-            assert rel(w[key], fixture[f"W_{key}"]) <= 1e-4, key
-        g32 = fast.G(w["out"])
+            assert rel(getattr(w, key), fixture[f"W_{key}"]) <= 1e-4, key
+        g32 = fast.G(w.out)
         assert rel(g32, fixture["G_out"]) <= 1e-4
         # under autocast (--precision bf16 --backend fast) the rewrites keep to float32 instead of failing
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert torch.equal(fast.G(w["out"]), g32)
+            assert torch.equal(fast.G(w.out), g32)
     # a rendered frame of the example photo, through the Animator
     anim = Animator(fast, "cpu", "fp32")
     src = anim.prepare_source(fixture["source_rgb_256"])
@@ -163,15 +163,15 @@ def test_fast_modules_rebuild_when_the_weights_change(tiny_nets, winograd_calls,
     fast = accelerate(nets, "fast", precision=precision)
     feat, kp_d, kp_s = example_inputs(nets, 1)["W"]
     with torch.inference_mode():
-        before = fast.G(fast.W(feat, kp_d, kp_s)["out"])
+        before = fast.G(fast.W(feat, kp_d, kp_s).out)
     with torch.no_grad():
         for p in list(nets.W.parameters()) + list(nets.G.parameters()):
             p.mul_(1.1)
     with torch.inference_mode():
         ref = nets.W(feat, kp_d, kp_s)
         ours = fast.W(feat, kp_d, kp_s)
-        assert rel(ours["out"], ref["out"]) <= bound
-        after = fast.G(ref["out"])
-        assert rel(after, nets.G(ref["out"])) <= bound
+        assert rel(ours.out, ref.out) <= bound
+        after = fast.G(ref.out)
+        assert rel(after, nets.G(ref.out)) <= bound
     assert rel(after, before) > changed  # the new weights, not the old plan
     assert winograd_calls, "the fast networks never ran a Winograd convolution"

@@ -90,5 +90,5 @@ def test_cuda_fp16_fast_and_batched(tiny_nets):  # pragma: no cover - GPU machin
     nets = accelerate(tiny_nets, "fast", device="cuda")
     feat, _, kp = (t.cuda() for t in example_inputs(tiny_nets, 2)["W"])
     with torch.inference_mode(), torch.autocast("cuda", torch.float16):
-        out = nets.G(nets.W(feat, kp + 0.01, kp)["out"])
+        out = nets.G(nets.W(feat, kp + 0.01, kp).out)
     assert torch.isfinite(out).all()
