@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from liveportrait.networks import LivePortraitNetworks, ModelConfig
+from liveportrait.networks import LivePortraitNetworks, ModelConfig, MotionOutput, WarpingOutput
 from liveportrait.speed import FIDELITY_REL_L2, accelerate
 from tests.conftest import require_module, requires
 
@@ -47,6 +48,12 @@ def test_every_network_exports_and_matches_pytorch(tiny_nets, exported):
     w_graph = onnx.load(str(exported["W"]))
     assert w_graph.opset_import[0].version >= 20
     assert sum(n.op_type == "GridSample" for n in w_graph.graph.node) == 2  # both 5-D samplings
+    # the graphs' outputs keep the released names, which are the typed outputs' fields
+    assert [o.name for o in w_graph.graph.output] == ["out", "occlusion_map", "deformation"]
+    assert [o.name for o in w_graph.graph.output] == [f.name for f in dataclasses.fields(WarpingOutput)]
+    m_outputs = [o.name for o in onnx.load(str(exported["M"])).graph.output]
+    assert m_outputs == ["pitch", "yaw", "roll", "t", "exp", "scale", "kp"]
+    assert m_outputs == [f.name for f in dataclasses.fields(MotionOutput)]
     for batch in (1, 2):  # the batch axis is dynamic
         inputs = example_inputs(tiny_nets, batch)
         for name, path in exported.items():
@@ -77,6 +84,9 @@ def test_runtime_backend_renders_like_eager(tiny_nets, runtime, tmp_path):
         info = anim.extract_motion(img)
         x_d = anim.driving_keypoints(src, info.motion, info.motion, MotionOptions())
         outs.append(anim.render(src, x_d.expand(2, -1, -1)).numpy())
+        with torch.inference_mode():  # the runtime's wrappers return the modules' typed outputs
+            assert isinstance(anim.networks.M(torch.rand(1, 3, 256, 256)), MotionOutput)
+            assert isinstance(anim.networks.W(src.f_s, x_d, src.x_s), WarpingOutput)
     assert rel(outs[1], outs[0]) <= FIDELITY_REL_L2[runtime]
     # the second build finds the cached graphs
     before = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.onnx"))
