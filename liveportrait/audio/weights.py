@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from ..networks.checkpoint import _torch_load, default_cache_dir
+from ..networks.checkpoint import _torch_load, default_cache_dir, first_complete, search_path
 
 ENV_AUDIO_WEIGHTS = "LIVEPORTRAIT_AUDIO_WEIGHTS"
 MOTION_GENERATOR_NAME = "motion_generator_hubert_chinese.pt"
@@ -77,8 +77,7 @@ def default_audio_cache_dir() -> Path:
 
 def audio_weights_search_path(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """Where audio weights are looked for, in order: ``--audio-weights``, the environment, the user cache."""
-    given = [("--audio-weights", explicit), (f"${ENV_AUDIO_WEIGHTS}", os.environ.get(ENV_AUDIO_WEIGHTS))]
-    return [(origin, Path(p).expanduser()) for origin, p in given if p] + [("cache", default_audio_cache_dir())]
+    return search_path("--audio-weights", explicit, ENV_AUDIO_WEIGHTS, default_audio_cache_dir())
 
 
 def missing_audio_weights_message(where: Path, missing: list[str]) -> str:
@@ -89,15 +88,7 @@ def missing_audio_weights_message(where: Path, missing: list[str]) -> str:
 
 def locate_audio_weights(explicit: str | os.PathLike | None = None) -> AudioWeightsLayout:
     """The first complete audio weights folder; an explicitly named incomplete one is an error, not skipped."""
-    for origin, root in audio_weights_search_path(explicit):
-        layout = resolve_audio_layout(root)
-        missing = layout.missing()
-        if not missing:
-            return layout
-        if origin != "cache":
-            raise WeightsError(missing_audio_weights_message(root, missing))
-    cache = default_audio_cache_dir()
-    raise WeightsError(missing_audio_weights_message(cache, resolve_audio_layout(cache).missing()))
+    return first_complete(audio_weights_search_path(explicit), resolve_audio_layout, missing_audio_weights_message)
 
 
 def hubert_folder_name() -> str:

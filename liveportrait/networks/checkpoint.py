@@ -122,15 +122,31 @@ def default_cache_dir() -> Path:
     return user_cache_root() / HUB_REPO_ID.replace("/", "--")
 
 
+def search_path(flag: str, explicit: str | os.PathLike | None, variable: str, cache: Path) -> list[tuple[str, Path]]:
+    """Where a kind of weights is looked for, in order: the command line's ``flag``, the environment's
+    ``variable``, the user cache; each as (where it came from, folder)."""
+    given = [(flag, explicit), (f"${variable}", os.environ.get(variable))]
+    return [(origin, Path(p).expanduser()) for origin, p in given if p] + [("cache", cache)]
+
+
+def first_complete(path: list[tuple[str, Path]], resolve, message):
+    """The layout (``resolve(folder)``, with ``missing()``) of the first complete folder along ``path``, or a
+    WeightsError with ``message(folder, missing)``. A folder the user named (flag or environment) must be
+    complete: falling through to the cache would hide the user's mistake."""
+    for origin, root in path:
+        layout = resolve(root)
+        missing = layout.missing()
+        if not missing:
+            return layout
+        if origin != "cache":
+            raise WeightsError(message(root, missing))
+    cache = path[-1][1]
+    raise WeightsError(message(cache, resolve(cache).missing()))
+
+
 def weights_search_path(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """Where weights are looked for, in order: ``--weights``, the environment, the user cache."""
-    out = []
-    if explicit:
-        out.append(("--weights", Path(explicit).expanduser()))
-    if os.environ.get(ENV_WEIGHTS):
-        out.append((f"${ENV_WEIGHTS}", Path(os.environ[ENV_WEIGHTS]).expanduser()))
-    out.append(("cache", default_cache_dir()))
-    return out
+    return search_path("--weights", explicit, ENV_WEIGHTS, default_cache_dir())
 
 
 def missing_weights_message(where: Path, missing: list[Path], animal: bool = False) -> str:
@@ -146,20 +162,9 @@ def missing_weights_message(where: Path, missing: list[Path], animal: bool = Fal
 
 
 def locate_weights(explicit: str | os.PathLike | None = None, animal: bool = False) -> WeightsLayout:
-    """The first complete weights folder of the search path; a ``WeightsError`` that says what to fetch otherwise.
-
-    An explicitly given folder (flag or environment) must be complete: falling through to the cache
-    would hide the user's mistake.
-    """
-    for origin, root in weights_search_path(explicit):
-        layout = resolve_layout(root, animal)
-        missing = layout.missing()
-        if not missing:
-            return layout
-        if origin != "cache":
-            raise WeightsError(missing_weights_message(root, missing, animal))
-    cache = default_cache_dir()
-    raise WeightsError(missing_weights_message(cache, resolve_layout(cache, animal).missing(), animal))
+    """The first complete weights folder of the search path; a ``WeightsError`` that says what to fetch otherwise."""
+    return first_complete(weights_search_path(explicit), lambda root: resolve_layout(root, animal),
+                          lambda root, missing: missing_weights_message(root, missing, animal))
 
 
 # ---------------------------------------------------------------------------------------------------
