@@ -86,8 +86,8 @@ class LivePortraitPipeline:
                         quiet: bool = False, c2pa=None, cropper=None) -> "LivePortraitPipeline":
         """``weights``: None (``$LIVEPORTRAIT_WEIGHTS``, then the user cache, downloading there once), a
         folder in the released layout (.pth or safetensors), or ``"KwaiVGI/LivePortrait"``.
-        ``variant``: "human" or "animal". ``model_config``: a preset's name ("released", "tiny"), by default
-        the one the files are. Offline without weights: a WeightsError saying what to copy where.
+        ``variant``: "human" or "animal". ``model_config``: a registered configuration's name (``list_models()``),
+        by default the one the files are. Offline without weights: a WeightsError saying what to copy where.
         ``c2pa``: sign every output with C2PA Content Credentials: ``C2paSettings(cert, key)`` or a (cert, key)
         pair of PEM paths, checked before the weights load (a CredentialsError when they cannot sign).
         ``cropper``: a face finder already made (the command line's, which looked for the source's face first)."""
@@ -98,12 +98,12 @@ class LivePortraitPipeline:
         if variant not in ("human", "animal"):
             raise InputError(f"variant must be human or animal, got {variant!r}")
         check_compute(device, precision, backend)
-        if model_config is not None and model_config not in ("released", "tiny"):
-            raise InputError(f"model_config must be released or tiny, got {model_config!r}")
         c2pa = C2paSettings.coerce(c2pa)
-        from .networks import LivePortraitNetworks
+        from .networks import LivePortraitNetworks, list_models
         from .speed.compute import pick_device
 
+        if model_config is not None and model_config not in list_models():
+            raise InputError(f"model_config must be one of {', '.join(list_models())}, got {model_config!r}")
         pick_device(device)
         nets = LivePortraitNetworks.from_pretrained(weights, model_config, animal=variant == "animal",
                                                     download=download, quiet=quiet, announce=not quiet)
