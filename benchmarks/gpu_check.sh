@@ -92,7 +92,7 @@ if fixture is not None:
     with torch.inference_mode():
         w = nets.W(t("F_out"), t("W_kp_driving"), t("W_kp_source"))
         for key in ("out", "occlusion_map", "deformation"):
-            e = rel(w[key].cpu(), fixture[f"W_{key}"])
+            e = rel(getattr(w, key).cpu(), fixture[f"W_{key}"])
             check(f"conformance W {key}", e <= 1e-4, f"rel L2 {e:.1e} (bound 1e-4)")
         e = rel(nets.G(t("W_out")).cpu(), fixture["G_out"])
         check("conformance G", e <= 1e-4, f"rel L2 {e:.1e} (bound 1e-4)")
@@ -148,7 +148,7 @@ for label, (networks, precision) in paths.items():
         f_s = src.f_s.expand(batch, -1, -1, -1, -1)
         x_s = src.x_s.expand(batch, -1, -1)
         with torch.inference_mode(), anim._autocast():
-            w_out = networks.W(f_s, x_d, x_s)["out"]
+            w_out = networks.W(f_s, x_d, x_s).out
             m_s = timed(lambda: networks.M(torch.rand(batch, 3, 256, 256, device=device)))
             w_s = timed(lambda: networks.W(f_s, x_d, x_s))
             g_s = timed(lambda: networks.G(w_out))

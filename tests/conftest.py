@@ -67,6 +67,19 @@ def pytest_configure(config):
                                        "(no CUDA device, another OS), so CI may skip it")
 
 
+# What makes a test slow here (seconds to minutes on 2 cores): full-size networks, a real browser, a Ray cluster,
+# a job server in its own process. Such tests carry the ``slow`` mark by what they use, so that
+# ``pytest -m "not slow"`` is the inner loop (minutes) and CI still runs everything.
+SLOW_FIXTURES = frozenset({"synthetic_weights", "conformance_outputs", "v2v_outputs", "browser_kit", "ray_address",
+                           "start_server"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("requires"):

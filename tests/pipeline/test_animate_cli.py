@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +30,23 @@ def count_frames(path: Path) -> int:
         return sum(1 for _ in r)
 
 
-def test_video_driving_keeps_frames_fps_and_sound(animate, examples_dir, tmp_path):
+@pytest.fixture(scope="module")
+def clips(examples_dir, tmp_path_factory) -> dict[str, Path]:
+    """The first 12 frames of the example drivings, sound kept: what the whole clips showed, in a tenth of the
+    frames (each frame costs the same; the behaviour is the same)."""
+    from tests.test_api import short_clip
+
+    d = tmp_path_factory.mktemp("clips")
+    return {name: short_clip(examples_dir / "driving" / f"{name}.mp4", d / f"{name}.mp4", 12) for name in ("d0", "d12")}
+
+
+def test_video_driving_keeps_frames_fps_and_sound(animate, examples_dir, clips, tmp_path):
     out = tmp_path / "with_sound.mp4"
-    code, err = animate("-s", examples_dir / "source/s1.jpg", "-d", examples_dir / "driving/d12.mp4", "-o", out)
+    code, err = animate("-s", examples_dir / "source/s1.jpg", "-d", clips["d12"], "-o", out)
     assert code == 0, err
     info = probe(out)
     assert info.fps == 25 and info.has_audio
-    assert count_frames(out) == 183
+    assert count_frames(out) == 12
     # the pasted-back result has the photo's size, odd sides padded to even for H.264 (s1.jpg: 1145 x 1145)
     from PIL import Image, ImageOps
 
@@ -45,26 +58,27 @@ def test_video_driving_keeps_frames_fps_and_sound(animate, examples_dir, tmp_pat
     assert (tmp_path / "with_sound.lpt.npz").is_file()
 
 
-def test_driving_without_audio_gives_silent_video(animate, examples_dir, tmp_path):
+def test_driving_without_audio_gives_silent_video(animate, examples_dir, clips, tmp_path):
     out = tmp_path / "silent.mp4"
-    code, err = animate("-s", examples_dir / "source/s0.jpg", "-d", examples_dir / "driving/d0.mp4", "-o", out,
-                        "--no-template")
+    code, err = animate("-s", examples_dir / "source/s0.jpg", "-d", clips["d0"], "-o", out, "--no-template")
     assert code == 0, err
     info = probe(out)
     assert not info.has_audio and info.fps == 25
-    assert count_frames(out) == 78
+    assert count_frames(out) == 12
     assert not list(tmp_path.glob("*.npz"))
 
 
 @pytest.mark.parametrize("name", ["d1.pkl", "d5.pkl", "talking.pkl", "wink.pkl"])
 def test_every_reference_template_animates(animate, examples_dir, tmp_path, name):
+    """Each template loads whole and drives; the short one (d1) to its end, the long ones for 10 frames."""
     from liveportrait.media import load_template
 
     tpl = load_template(examples_dir / "driving" / name)
     out = tmp_path / "t.mp4"
-    code, err = animate("-s", examples_dir / "source/s9.jpg", "-d", examples_dir / "driving" / name, "-o", out)
+    code, err = animate("-s", examples_dir / "source/s9.jpg", "-d", examples_dir / "driving" / name, "-o", out,
+                        *(() if name == "d1.pkl" else ("--max-frames", "10")))
     assert code == 0, err
-    assert count_frames(out) == tpl.n_frames
+    assert count_frames(out) == (tpl.n_frames if name == "d1.pkl" else min(10, tpl.n_frames))
     assert probe(out).fps == tpl.fps
 
 
@@ -100,14 +114,14 @@ def test_fast_backend_gives_the_eager_picture(animate, examples_dir, tmp_path, w
     assert mse == 0 or 10 * np.log10(255.0**2 / mse) >= FIDELITY_PSNR_DB["fast"]
 
 
-def test_video_source_follows_source_length_and_sound(animate, examples_dir, tmp_path):
-    """s13.mp4 (103 frames, with sound) driven by d0 (78 frames, silent): 78 frames, the source's sound."""
+def test_video_source_follows_source_length_and_sound(animate, examples_dir, clips, tmp_path):
+    """s13.mp4 (103 frames, with sound) driven by d0's first 12 frames (silent): 12 frames, the source's sound."""
     out = tmp_path / "v2v.mp4"
-    code, err = animate("-s", examples_dir / "source/s13.mp4", "-d", examples_dir / "driving/d0.mp4", "-o", out)
+    code, err = animate("-s", examples_dir / "source/s13.mp4", "-d", clips["d0"], "-o", out)
     assert code == 0, err
     info = probe(out)
     assert info.has_audio and info.fps == 25
-    assert count_frames(out) == 78
+    assert count_frames(out) == 12
 
 
 def test_comparison_of_a_video_source_shows_its_frame_beside_the_result(animate, examples_dir, tmp_path):
@@ -258,3 +272,35 @@ def test_every_face_of_a_group_video(animate, examples_dir, tmp_path):
     code, err = animate("-s", src, "-d", d, "-d", d, "-d", d, "-o", tmp_path / "x.mp4", "--face", "all")
     assert code == InputError.exit_code and "one per face" in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_run_says_what_it_loads_at_once_and_its_wall_time_at_the_end(tiny_weights, examples_dir, tmp_path, capsys):
+    """The first line names the weights being loaded (nothing was printed for the seconds of a load before); the
+    last gives the whole run's wall time and its parts (it gave only the writing's seconds)."""
+    code = main(["animate", "-s", str(examples_dir / "source/s9.jpg"), "-d", str(examples_dir / "driving/d30.jpg"),
+                 "-o", str(tmp_path / "out.png"), "--weights", str(tiny_weights)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err.splitlines()[0] == f"loading networks from {tiny_weights} ..."
+    last = captured.out.strip().splitlines()[0]
+    match = re.search(r"; ([\d.]+) s in all: ([\d.]+) s checking and loading, ([\d.]+) s animating and writing;", last)
+    assert match, last
+    total, loading, working = map(float, match.groups())
+    assert abs(total - loading - working) <= 0.11  # the parts add up (each rounded to 0.1 s)
+
+
+def test_face_finding_writes_nothing_to_stderr(examples_dir):
+    """MediaPipe's C++ side logs to the process's stderr (an inference_feedback_manager.cc warning once reached a
+    user's terminal mid-run): finding and following faces on every example photo and a driving clip, in a fresh
+    process, leaves stderr empty."""
+    code = ("import glob, sys\n"
+            "from liveportrait.face.cropper import Cropper, VideoFaceTracker\n"
+            "from liveportrait.media import iter_frames, read_image\n"
+            "c = Cropper()\n"
+            "for f in sorted(glob.glob(sys.argv[1] + '/source/*.jpg')):\n"
+            "    try: c.crop_image(read_image(f))\n"
+            "    except Exception: pass\n"
+            "t = VideoFaceTracker(c, preset='driving', fps=25.0)\n"
+            "for frame in iter_frames(sys.argv[1] + '/driving/d0.mp4', limit=12): t.update(frame)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(examples_dir)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stderr == "", run.stderr

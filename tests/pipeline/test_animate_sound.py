@@ -12,7 +12,7 @@ from liveportrait.media import probe
 def test_summary_tells_the_sound_of_the_output(tiny_weights, examples_dir, tmp_path, capsys, driving, sound):
     out = tmp_path / "out.mp4"
     code = main(["animate", "-s", str(examples_dir / "source/s1.jpg"), "-d", str(examples_dir / "driving" / driving),
-                 "-o", str(out), "--max-dim", "384", "--no-template",
+                 "-o", str(out), "--max-dim", "384", "--no-template", "--max-frames", "8",
                  "--weights", str(tiny_weights), "--model-config", "tiny"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -287,8 +287,15 @@ def test_bf16_conformance_inputs(kit):
     assert rel(frame, ref) > 1e-5  # bfloat16 did run (the exact path is within 1e-6 of the kit)
 
 
+# Where precision auto picks bf16 (a CPU that computes it natively) every example photo holds the bound: that is
+# what users get by default. Elsewhere bf16 is emulated (several times slower) and only run when asked for, so a
+# human, a dog and a cat stand for the rest: 19 s a photo on an AVX-512 Xeon without bfloat16.
+ALL_PHOTOS = ("s0", "s1", "s5", "s6", "s7", "s9", "s11", "s25", "s39")
+PHOTOS = ALL_PHOTOS if cpu_has_native_bf16() else ("s0", "s25", "s39")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("photo", ["s0", "s1", "s5", "s6", "s7", "s9", "s11", "s25", "s39"])
+@pytest.mark.parametrize("photo", PHOTOS)
 def test_bf16_frames_of_example_photos(kit, examples_dir, photo):
     """One frame of an example photo driven by the fixture's template motion: keypoints identical to float32
     eager's, the rendered frame within the PSNR bound of float32 eager's."""

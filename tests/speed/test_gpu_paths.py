@@ -25,7 +25,10 @@ class StubW(nn.Module):
 
     def forward(self, feature_3d, kp_driving, kp_source):
         n = kp_driving.shape[0]
-        return {"out": feature_3d.flatten(1, 2)[:, :3].expand(n, -1, -1, -1) + kp_driving.mean()}
+        from liveportrait.networks.outputs import WarpingOutput
+
+        out = feature_3d.flatten(1, 2)[:, :3].expand(n, -1, -1, -1) + kp_driving.mean()
+        return WarpingOutput(out=out, occlusion_map=None, deformation=None)
 
 
 class NaNUnderAutocast(nn.Module):
