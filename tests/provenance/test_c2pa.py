@@ -162,9 +162,9 @@ def assert_signed(path: Path, source: Path | None = None, driving: Path | None =
     return m
 
 
-def verify_json(path: Path) -> dict:
-    r = subprocess.run([sys.executable, "-m", "liveportrait.cli", "verify", "--json", "--frames", "4", str(path)],
-                       capture_output=True, text=True, timeout=120)
+def verify_json(path: Path, frames: int = 4) -> dict:
+    r = subprocess.run([sys.executable, "-m", "liveportrait.cli", "verify", "--json", "--frames", str(frames),
+                        str(path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -259,7 +259,8 @@ def test_a_reencoded_file_has_no_manifest_but_keeps_the_watermark(renders, tmp_p
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    report = verify_json(dst)
+    # a re-encode weakens the watermark: every frame is pooled (with 4, its score depended on the run id)
+    report = verify_json(dst, frames=48)
     assert report["c2pa"]["checked"] and not report["c2pa"]["present"]
     assert report["watermark"]["found"] and report["marked"]
     assert report["summary"].startswith("no C2PA manifest: this file was not signed, or another tool re-encoded it")
