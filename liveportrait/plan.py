@@ -182,9 +182,11 @@ def check_source_face(plan: JobPlan, config: AnimateConfig, cropper=None):
 
 
 def check_photo_face(image, config: AnimateConfig, cropper=None, name: str = "the source"):
-    """``check_source_face`` for a photo's pixels (a human face, or a pet's in animal mode); framed inputs
-    (``crop`` none or a box) need none. Returns the face finder for the pipeline to reuse."""
-    if config.crop != "auto":
+    """``check_source_face`` for a photo's pixels (a human face); framed inputs (``crop`` none or a box) and pets
+    are not looked at here. Returns the face finder for the pipeline to reuse."""
+    if config.crop != "auto" or config.animal:
+        # a pet's face finder takes seconds a picture (cascades on turned and widened copies): run twice it would
+        # cost more than the load it saves (a tenth of a second now), so the pipeline's own search decides
         return cropper
     from .face.cropper import Cropper
     from .media.image import limit_size
@@ -192,13 +194,7 @@ def check_photo_face(image, config: AnimateConfig, cropper=None, name: str = "th
     cropper = cropper or Cropper()
     image = limit_size(image, config.source_max_dim)
     try:
-        if config.animal:
-            from .face.animal import AnimalFaceFinder, crop_animal
-
-            crop_animal(image, AnimalFaceFinder(human=cropper), config.source_scale, config.source_vx,
-                        config.source_vy)
-        else:
-            cropper.crop_image(image, config.face, config.source_scale, config.source_vx, config.source_vy)
+        cropper.crop_image(image, config.face, config.source_scale, config.source_vx, config.source_vy)
     except InputError as exc:
         raise type(exc)(f"{name}: {exc}") from None
     return cropper
