@@ -70,8 +70,8 @@ def pytest_configure(config):
 # What makes a test slow here (seconds to minutes on 2 cores): full-size networks, a real browser, a Ray cluster,
 # a job server in its own process. Such tests carry the ``slow`` mark by what they use, so that
 # ``pytest -m "not slow"`` is the inner loop (minutes) and CI still runs everything.
-SLOW_FIXTURES = frozenset({"synthetic_weights", "conformance_outputs", "v2v_outputs", "browser_kit", "ray_address",
-                           "start_server"})
+# (fixturenames holds the fixtures a test uses through others too: conformance_outputs counts as synthetic_weights)
+SLOW_FIXTURES = frozenset({"synthetic_weights", "browser_kit", "ray_address", "start_server"})
 
 
 def pytest_collection_modifyitems(config, items):
