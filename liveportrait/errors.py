@@ -52,6 +52,13 @@ class AddressInUseError(LivePortraitError):
     exit_code = 9
 
 
+class VirtualCameraError(LivePortraitError):
+    """No virtual camera to send frames to: pyvirtualcam is missing, or no driver (OBS Virtual Camera,
+    v4l2loopback) is installed."""
+
+    exit_code = 10
+
+
 class MissingExtraError(LivePortraitError):
     """A command needs an optional part of the install (a pip extra) that is not installed."""
 

@@ -22,19 +22,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     drv.add_argument("--camera", type=number(int, 0), metavar="N", help="camera index for cv2.VideoCapture")
     drv.add_argument("--driving", help="video file, played at its own frame rate in real time")
     p.add_argument("-o", "--output", help="write the result to this video instead of showing a window")
-    p.add_argument("--no-watermark", action="store_true",
-                   help="leave out the invisible watermark of -o's video (the 'AI-generated' metadata label stays)")
     p.add_argument("--no-window", action="store_true", help="never open a window (print statistics only)")
-    p.add_argument("--max-frames", type=number(int, 1), default=None, help="stop after this many rendered frames")
-    p.add_argument("--smooth", type=number(above=0, high=1), default=1.0, metavar="ALPHA",
-                   help="causal smoothing of the motion: weight of the newest frame (1 = off, 0.5 = strong)")
-    p.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
-    p.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
-                   help="track and crop the driving face (auto: when the frames are not square)")
-    p.add_argument("--no-paste-back", action="store_true", help="show the animated crop only")
-    p.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
-    add_compute_arguments(p, model_config_default="released")
-    p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads")
+    p.add_argument("--virtual-camera", action="store_true",
+                   help="also send the frames to a virtual camera that video-call apps (Zoom, Meet, OBS) can pick: "
+                        "needs the 'live' extra and a driver (OBS Virtual Camera on Windows and macOS, v4l2loopback "
+                        "on Linux); a camera carries no sound")
+    # an animation's options from AnimateConfig's fields (their defaults and checks), live's own from LiveOptions'
+    from ..config import AnimateConfig, LiveOptions
+    from .options import add_options
+
+    add_options(p, AnimateConfig, only=("--no-watermark", "--max-frames", "--no-crop", "--crop-driving",
+                                        "--no-paste-back", "--no-stitching"),
+                help={"--no-watermark": "leave out the invisible watermark of -o's video (the 'AI-generated' "
+                                        "metadata label stays)",
+                      "--max-frames": "stop after this many rendered frames",
+                      "--crop-driving": "track and crop the driving face (auto: when the frames are not square)",
+                      "--no-paste-back": "show the animated crop only"})
+    add_options(p, LiveOptions)
+    add_compute_arguments(p, model_config_default="released", threads=True)
     p.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # slow renderer (tests)
     p.add_argument("-q", "--quiet", action="store_true", help="only the final statistics")
     p.set_defaults(func=run)
@@ -50,14 +55,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..api import LivePortraitPipeline
-    from ..config import AnimateConfig
     from ..errors import InputError
-    from ..live import CameraSource, FileSource, LiveEngine
+    from ..live import CameraSource, FileSource
+    from ..live.session import live_config, make_engine, prepare_portrait
     from ..media import read_image
     from ..media.image import limit_size
     from ..media.streams import BackgroundWriter
-    from ..motion.compose import MotionOptions
-    from ..pipeline import resize_256
     from ..plan import check_photo_face
     from ..speed import set_threads
 
@@ -67,38 +70,28 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.source)
     # the source prepared as animate prepares a photo (one engine, one framing rule, one paste-back), its face
     # looked for before the networks load
-    config = AnimateConfig.defaults().but(crop="none" if args.no_crop else "auto", paste_back=not args.no_paste_back,
-                                         motion=MotionOptions(stitching=not args.no_stitching))
+    config = live_config(crop=not args.no_crop, paste_back=not args.no_paste_back, stitching=not args.no_stitching)
     image = limit_size(image, config.source_max_dim)
     cropper = check_photo_face(image, config, name=args.source)
+    source = CameraSource(args.camera) if args.camera is not None else FileSource(args.driving)
+    camera = stamp = None
+    if args.virtual_camera:  # no driver: one line and exit code 10, before any network loads
+        from ..live.virtualcam import VirtualCamera
+        from ..provenance import Stamp
+
+        h, w = image.shape[:2]
+        camera = VirtualCamera(*((512, 512) if args.no_paste_back or args.no_crop else (w, h)), fps=source.fps)
+        stamp = Stamp(watermark=not args.no_watermark)  # every frame the camera sends is marked
+        if not args.quiet:
+            print(f"sending to the virtual camera {camera.device} (pictures only: a camera carries no sound)",
+                  file=sys.stderr)
     # device, precision and backend by the one rule, as animate (bf16 on a CPU that computes it natively)
     pipe = LivePortraitPipeline.from_pretrained(args.weights, device=args.device, precision=args.precision,
                                                 backend=args.backend, model_config=args.model_config,
                                                 quiet=args.quiet, cropper=cropper)
-    stages = pipe.engine(config)
-    face = stages.prepare_image(image)[0]
-    anim, src, options, paste, cropper = stages.animator, face.prepared, config.motion, face.paste, pipe.cropper
-
-    source = CameraSource(args.camera) if args.camera is not None else FileSource(args.driving)
-    crop_driving = None
-    if args.crop_driving != "never":
-        tracker = None
-
-        def crop_driving(frame):
-            nonlocal tracker
-            h, w = frame.shape[:2]
-            if args.crop_driving == "auto" and h == w:
-                return resize_256(frame), None, None
-            if tracker is None:
-                from ..face.cropper import VideoFaceTracker
-
-                tracker = VideoFaceTracker(cropper, preset="driving", fps=source.fps)
-            fc = tracker.update(frame)
-            return None if fc is None else (fc.crop_256, fc.eye_ratio, fc.lip_ratio)
-
-    compose = (lambda out: paste(out, image)) if paste is not None else None
-    engine = LiveEngine(anim, src, options, crop_driving=crop_driving, compose=compose, smoothing=args.smooth,
-                        delay_s=args.delay_ms / 1e3)
+    portrait = prepare_portrait(pipe, image, config)
+    engine = make_engine(portrait, args.crop_driving, source.fps, smoothing=args.smooth,
+                         delay_s=args.delay_ms / 1e3, mark=stamp.mark if stamp is not None else None)
 
     writer = None
     window = not args.output and not args.no_window and has_display()
@@ -111,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
         fps = Fraction(source.fps).limit_denominator(1001)
         # the writer labels the file and watermarks every frame (in the writer's thread, not the renderer's)
-        vw = VideoWriter(args.output, fps, crf=CRF, stamp=Stamp(watermark=not args.no_watermark))
+        vw = VideoWriter(args.output, fps, crf=CRF, stamp=Stamp(stamp.run_id, watermark=False) if stamp is not None
+                         else Stamp(watermark=not args.no_watermark))
         last = {"i": -1, "frame": None}
 
         def write(item):
@@ -147,12 +141,21 @@ def run(args: argparse.Namespace) -> int:
         def sink(index, frame):
             pass
 
+    if camera is not None:
+        show = sink
+
+        def sink(index, frame):
+            camera.send(frame)
+            show(index, frame)
+
     def report(stats):
         if not args.quiet:
             print(stats.summary(), file=sys.stderr, flush=True)
 
     try:
-        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report)
+        # tracking and M of the next frame overlap W+G of this one (liveportrait.live.stages)
+        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report,
+                           overlap=True)
     except BaseException:
         if writer is not None:
             try:
@@ -160,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 vw.abort()
         raise
+    finally:
+        if camera is not None:
+            camera.close()
     if writer is not None:
         writer.close()
         vw.close()
@@ -171,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         except cv2.error:
             pass
     print(stats.summary())
+    if not args.quiet:
+        print(f"per frame (median): {stats.stages_line()}", file=sys.stderr)
     if args.output:
         print(f"wrote {args.output}")
     _ = np  # numpy is imported for the callbacks' arrays

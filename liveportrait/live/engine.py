@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from .sources import FrameSource
+from .stages import Stage, StageLoop, Timings, Work
 
 
 class MotionSmoother:
@@ -47,6 +49,8 @@ class LiveStats:
     dropped: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)  # per step, every rendered frame's time
+    where: dict[str, str] = field(default_factory=dict)  # step -> the thread (stage) it ran on
 
     @property
     def fps(self) -> float:
@@ -55,49 +59,100 @@ class LiveStats:
     def latency(self, q: float = 50) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
 
+    def add(self, work, now: float) -> None:
+        """A frame handed to the sink: its latency and its steps' times."""
+        self.rendered += 1
+        self.latencies_ms.append((now - work.time) * 1e3)
+        for step, ms in work.timings.items():
+            self.stage_ms.setdefault(step, []).append(ms)
+        self.where.update(work.where)
+
+    def stage_medians(self) -> dict[str, float]:
+        return {step: float(np.median(v)) for step, v in self.stage_ms.items() if v}
+
+    def stages_line(self) -> str:
+        """What runs where, median ms per frame: 'face tracking 3 ms [front], W+G 40 ms [back], ...'."""
+        return ", ".join(f"{step} {ms:.0f} ms [{self.where.get(step, '?')}]"
+                         for step, ms in self.stage_medians().items())
+
     def summary(self) -> str:
         return (f"{self.rendered} frames rendered of {self.arrived} arrived ({self.dropped} dropped), "
                 f"{self.fps:.2f} fps, latency median {self.latency(50):.0f} ms, p95 {self.latency(95):.0f} ms")
 
 
 class LiveEngine:
-    """Causal animation: each driving frame's motion relative to the first frame's, as it arrives.
+    """Causal animation: each driving frame's motion relative to the neutral frame's, as it arrives.
 
     ``crop_driving(frame) -> (crop256, eye, lip) | None`` frames the driving face (None skips the
-    frame); ``compose(out512) -> frame`` pastes the result back; ``sink(index, frame)`` shows or
-    writes it. ``delay_s`` slows the renderer down artificially (tests, demonstrations).
+    frame); ``compose(out512) -> frame`` pastes the result back; ``mark(frame) -> frame`` watermarks what
+    is streamed (``Stamp.mark``; None where a writer marks); ``sink(index, frame)`` shows, streams or writes
+    it. ``delay_s`` slows the renderer down artificially (tests, demonstrations). The first frame with a face
+    is the neutral reference; :meth:`retake_neutral` makes the next one the reference again.
     """
 
     def __init__(self, anim, src, options=None, crop_driving: Callable | None = None,
-                 compose: Callable | None = None, smoothing: float = 1.0, delay_s: float = 0.0):
+                 compose: Callable | None = None, smoothing: float = 1.0, delay_s: float = 0.0,
+                 mark: Callable | None = None):
         from ..motion.compose import MotionOptions
 
         self.anim, self.src = anim, src
         self.options = options or MotionOptions()
         self.crop_driving = crop_driving or _resize_256
-        self.compose = compose or (lambda out: out)
+        self.compose = compose
+        self.paste_back = compose is not None
+        self.mark = mark
         self.smoother = MotionSmoother(smoothing)
         self.delay_s = delay_s
         self.reference = None
+        self._retake = threading.Event()
 
-    def render(self, frame: np.ndarray) -> np.ndarray | None:
-        from ..animator import to_uint8
+    def retake_neutral(self) -> None:
+        """The next driving frame with a face becomes the neutral reference ("neutral face now")."""
+        self._retake.set()
 
-        framed = self.crop_driving(frame)
+    def front(self, frame: np.ndarray, timings: Timings):
+        """Face tracking and M: the driving keypoints x_d of one camera frame (None: no face in it)."""
+        with timings.time("face tracking"):
+            framed = self.crop_driving(frame)
         if framed is None:
             return None
-        crop256, eye, lip = framed
-        info = self.anim.extract_motion(crop256)
-        motion = self.smoother(info.motion)
-        if self.reference is None:
-            self.reference = motion
-        eye_t = None if eye is None else torch.as_tensor(np.asarray(eye, np.float32).reshape(1, 2))
-        lip_t = None if lip is None else torch.as_tensor(np.asarray(lip, np.float32).reshape(1, 1))
-        x_d = self.anim.driving_keypoints(self.src, motion, self.reference, self.options, True, eye_t, lip_t)
-        out = to_uint8(self.anim.render(self.src, x_d))[0]
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return self.compose(out)
+        with timings.time("M"):
+            crop256, eye, lip = framed
+            info = self.anim.extract_motion(crop256)
+            if self._retake.is_set():
+                self._retake.clear()
+                self.reference, self.smoother.state = None, None
+            motion = self.smoother(info.motion)
+            if self.reference is None:
+                self.reference = motion
+            eye_t = None if eye is None else torch.as_tensor(np.asarray(eye, np.float32).reshape(1, 2))
+            lip_t = None if lip is None else torch.as_tensor(np.asarray(lip, np.float32).reshape(1, 1))
+            return self.anim.driving_keypoints(self.src, motion, self.reference, self.options, True, eye_t, lip_t)
+
+    def back(self, x_d, timings: Timings) -> np.ndarray:
+        """W+G, paste-back and the watermark: the frame to show."""
+        from ..animator import to_uint8
+
+        with timings.time("W+G"):
+            out = to_uint8(self.anim.render(self.src, x_d))[0]
+            if self.delay_s:
+                time.sleep(self.delay_s)
+        if self.compose is not None and self.paste_back:
+            with timings.time("paste-back"):
+                out = self.compose(out)
+        if self.mark is not None:
+            with timings.time("watermark"):
+                out = self.mark(out)
+        return out
+
+    def render(self, frame: np.ndarray) -> np.ndarray | None:
+        """Every step of one frame on this thread."""
+        timings = Timings()
+        x_d = self.front(frame, timings)
+        return None if x_d is None else self.back(x_d, timings)
+
+    def stages(self) -> list[Stage]:
+        return [Stage("front", self.front), Stage("back", self.back)]
 
     def warmup(self) -> None:
         """Run every network once (first calls allocate, build fast plans, load kernels)."""
@@ -106,26 +161,37 @@ class LiveEngine:
 
     def run(self, source: FrameSource, sink: Callable[[int, np.ndarray], None], max_frames: int | None = None,
             stop: Callable[[], bool] | None = None, report: Callable[[LiveStats], None] | None = None,
-            report_every: float = 2.0, warmup: bool = True) -> LiveStats:
+            report_every: float = 2.0, warmup: bool = True, overlap: bool = False) -> LiveStats:
+        """Render ``source``'s frames into ``sink`` until it ends, ``stop()`` or ``max_frames``.
+
+        ``overlap``: tracking and M of the next frame run on one thread while W+G of this one runs on
+        another (:mod:`.stages`); else every step runs here, one frame after the other. The sink runs on the
+        calling thread either way (a window must be drawn from the main thread)."""
         if warmup:
             self.warmup()
         stats = LiveStats()
         t0 = time.perf_counter()
         last_report = t0
         source.start()
+        loop = StageLoop(self.stages()).start(source.box) if overlap else None
+        outbox = loop.output if loop is not None else source.box
         try:
             while max_frames is None or stats.rendered < max_frames:
-                item = source.box.take(timeout=0.5)
+                item = outbox.take(timeout=0.5)
                 if item is None:
-                    if source.box._closed and source.box._item is None:
+                    if outbox.done:
                         break
                     continue
-                out = self.render(item.frame)
-                if out is None:
-                    continue
-                stats.rendered += 1
-                stats.latencies_ms.append((time.perf_counter() - item.time) * 1e3)
-                sink(item.index, out)
+                if loop is None:
+                    out = self.render(item.frame)
+                    if out is None:
+                        continue
+                    item = Work(item.index, item.time, out)
+                timings = item.timings
+                with timings.time("encode"):
+                    sink(item.index, item.value)
+                item.where.setdefault("encode", "sink")
+                stats.add(item, time.perf_counter())
                 if stop is not None and stop():
                     break
                 now = time.perf_counter()
@@ -137,6 +203,8 @@ class LiveEngine:
                     last_report = now
         finally:
             source.stop()
+            if loop is not None:
+                loop.stop()
         stats.seconds = time.perf_counter() - t0
         stats.arrived = source.box.arrived
         stats.dropped = max(0, stats.arrived - stats.rendered)

@@ -19,6 +19,7 @@ class Arrival:
     index: int  # position in the source's own frame count
     time: float  # perf_counter() when it arrived
     frame: np.ndarray
+    decode_ms: float = 0.0  # what reading and converting it took on the source's thread (camera decode)
 
 
 class LatestFrame:
@@ -43,6 +44,12 @@ class LatestFrame:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def done(self) -> bool:
+        """Closed and emptied: nothing will come out any more."""
+        with self._cond:
+            return self._closed and self._item is None
 
     def take(self, timeout: float | None = None) -> Arrival | None:
         """The newest frame, waiting for one; None once the source has ended and nothing is left."""
@@ -139,10 +146,15 @@ class CameraSource(FrameSource):
         i = 0
         try:
             while not self._stop.is_set():
-                ok, bgr = self.cap.read()
+                if not self.cap.grab():  # waits for the camera's next frame
+                    return
+                t0 = time.perf_counter()
+                ok, bgr = self.cap.retrieve()  # decodes it
                 if not ok:
                     return
-                self.box.put(Arrival(i, time.perf_counter(), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                now = time.perf_counter()
+                self.box.put(Arrival(i, now, rgb, (now - t0) * 1e3))
                 i += 1
         finally:
             self.cap.release()
