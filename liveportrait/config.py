@@ -8,8 +8,8 @@ Defaults are the reference's (its ``ArgumentConfig``/``CropConfig``), except whe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
-from typing import Literal, Union
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
+from typing import Any, Callable, Literal, Union
 
 from .errors import InputError
 
@@ -82,6 +82,142 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return vals[0], vals[1], vals[2], vals[3]
 
 
+# -- the command-line face of the fields -------------------------------------------------------------------
+# Each option field carries, in its metadata, how the command line spells it (``Flag``): the commands add their
+# options from these (``commands.options``), read the config back from the parsed options, and a test checks
+# every parser's defaults against the fields. The Python API and the jobs of ``serve`` and ``batch`` take the
+# field names themselves.
+
+
+class Number:
+    """Text -> a finite int or float within bounds (``low``/``high`` inclusive, ``above`` exclusive); a
+    ValueError saying what is wrong otherwise. The type of a numeric option."""
+
+    def __init__(self, kind: type = float, low: float | None = None, high: float | None = None,
+                 above: float | None = None):
+        self.kind, self.low, self.high, self.above = kind, low, high, above
+        self.__name__ = kind.__name__  # argparse names the type in its messages
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {'an integer' if self.kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        if self.above is not None and not value > self.above:
+            raise ValueError(f"{text} must be greater than {self.above:g}")
+        if self.low is not None and value < self.low:
+            raise ValueError(f"{text} must be at least {self.low:g}")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"{text} must be at most {self.high:g}")
+        return value
+
+
+def parse_face(text: str) -> FaceChoice:
+    """'largest', 'all' or a face number counted from the left (0: the leftmost)."""
+    if text in ("largest", "all"):
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError("takes largest, all or a face number (0 = leftmost)")
+    return number
+
+
+def parse_reference_frame(text: str) -> Union[int, str]:
+    """A driving frame number (0 is the first) or 'auto'."""
+    if text == "auto":
+        return text
+    try:
+        frame = int(text)
+    except ValueError:
+        frame = -1
+    if frame < 0:
+        raise ValueError("takes a frame number (0 is the first) or auto")
+    return frame
+
+
+def parse_crop_box(text: str) -> str:
+    """A crop box checked by ``parse_box`` and kept as the text the pipeline takes."""
+    parse_box(text)
+    return text
+
+
+VALUE = object()  # a Flag's ``const`` when it takes a value (not a switch)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line spelling of a field. A switch (``const`` given) sets the field to ``const`` when it is
+    present (``--no-stitching``: stitching=False; ``--absolute``: relative=False; ``--no-crop``: crop="none");
+    otherwise the option takes a value, parsed by ``parse`` (a ValueError is a usage error), and its default is
+    the field's. ``unset``: the option's default is None, which leaves the field (and the ``also`` fields, set
+    with it) at their own defaults (``--max-dim``). ``group``: the heading of ``--help`` it is listed under."""
+
+    names: tuple[str, ...]
+    help: str
+    const: Any = VALUE
+    parse: Callable[[str], Any] | None = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    group: str | None = None
+    also: tuple[str, ...] = ()
+    unset: bool = False
+
+    @property
+    def switch(self) -> bool:
+        return self.const is not VALUE
+
+    @property
+    def dest(self) -> str:
+        """The attribute argparse stores it under (from its first long name, as argparse derives it)."""
+        long = next((n for n in self.names if n.startswith("--")), self.names[0])
+        return long.lstrip("-").replace("-", "_")
+
+
+def option(default: Any = MISSING, *flags: Flag, default_factory: Any = MISSING, internal: str = "") -> Any:
+    """A config field with its command-line spellings; none, with ``internal`` saying why (set by code, or a
+    value a command line cannot give), for a field the commands do not offer."""
+    assert flags or internal, "a field is on the command line or says why not"
+    return field(default=default, default_factory=default_factory, metadata={"flags": flags, "internal": internal})
+
+
+def flag(*names: str, help: str, **how) -> Flag:
+    return Flag(names, help, **how)
+
+
+def flags_of(f: Field) -> tuple[Flag, ...]:
+    return f.metadata.get("flags", ())
+
+
+def option_fields(cls) -> list[tuple[tuple[str, ...], Field]]:
+    """Every field of an options dataclass as (path, field), nested options dataclasses walked in
+    (``("motion", "stitching")``)."""
+    out = []
+    for f in fields(cls):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if is_dataclass(default):
+            out += [((f.name,) + path, g) for path, g in option_fields(type(default))]
+        else:
+            out.append(((f.name,), f))
+    return out
+
+
+def field_default(f: Field) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def option_choices(cls, name: str) -> tuple:
+    """The choices of a field's option, for a form's radio buttons (``option_choices(AnimateConfig, "region")``)."""
+    for path, f in option_fields(cls):
+        if path[-1] == name:
+            return next(fl.choices for fl in flags_of(f) if fl.choices)
+    raise KeyError(name)
+
+
 def check_compute(device: str = "auto", precision: str = "auto", backend: str = "auto") -> None:
     """The compute choices by name, before any file is read or network built (an InputError otherwise)."""
     _choice(device, "device", DEVICES)
@@ -90,23 +226,65 @@ def check_compute(device: str = "auto", precision: str = "auto", backend: str = 
 
 
 @dataclass(frozen=True)
+class ComputeOptions:
+    """Where and how the networks run, as the commands that load them take it (one block for all of them);
+    ``auto`` is resolved by ``speed.compute`` once the device is known."""
+
+    device: str = option("auto", flag("--device", choices=DEVICES, group="compute",
+                                      help="where the networks run; auto: CUDA, then Apple MPS, then the CPU"))
+    # the help of --precision is speed.compute.AUTO_PRECISION, written beside the rule it describes
+    precision: str = option("auto", flag("--precision", choices=PRECISIONS, group="compute",
+                                         help="how precisely the networks compute (auto: by the device)"))
+    backend: str = option("auto", flag("--backend", choices=("auto",) + BACKENDS, group="compute", help=(
+        "how the networks run: auto is fast (exact rewrites of eager) on the CPU and eager on a GPU; "
+        "'liveportrait benchmark' measures them on this machine")))
+    threads: int | None = option(None, flag("--threads", parse=Number(int, 1), group="compute",
+                                            help="intra-op threads (default: all allowed CPUs)"))
+
+    def __post_init__(self) -> None:
+        check_compute(self.device, self.precision, self.backend)
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """What ``live`` takes beyond an animation's options (which are AnimateConfig's)."""
+
+    # weight of the newest frame's motion in the causal exponential smoothing (1: off)
+    smoothing: float = option(1.0, flag("--smooth", parse=Number(above=0, high=1), metavar="ALPHA", help=(
+        "causal smoothing of the motion: weight of the newest frame (1 = off, 0.5 = strong)")))
+
+
+@dataclass(frozen=True)
 class MotionOptions:
     """How driving motion becomes driving keypoints; defaults are the reference CLI's."""
 
-    relative: bool = True
-    region: Region = "all"
-    driving_option: str = "expression-friendly"
-    multiplier: float = 1.0  # scale of the driving expression (0 keeps the source's, above 1 exaggerates)
-    stitching: bool = True
+    relative: bool = option(True, flag("--absolute", const=False, group="motion", help=(
+        "copy the driving's pose and expression as they are instead of its motion relative to the reference frame")))
+    region: Region = option("all", flag("--animation-region", choices=REGIONS, group="motion", help=(
+        "what the driving moves: all, exp (expression only), pose (head only), lip or eyes")))
+    driving_option: str = option("expression-friendly", flag("--driving-option", choices=DRIVING_OPTIONS,
+                                                              group="motion", help=(
+        "expression-friendly scales a driving video's motion to the source's face size; pose-friendly takes it as "
+        "it is")))
+    # scale of the driving expression (0 keeps the source's, above 1 exaggerates)
+    multiplier: float = option(1.0, flag("--driving-multiplier", parse=Number(low=0), group="motion",
+                                         help="scale of the motion (larger exaggerates; 0 keeps the source's)"))
+    stitching: bool = option(True, flag("--no-stitching", const=False, group="motion",
+                                        help="turn off the stitching network"))
     # the reference's animal rule (spec 6): the driving's absolute pose and expression on the source's scale,
     # moved from the neutral driving frame and scaled by the hull-volume ratio; set by AnimateConfig.as_animal
-    animal_motion: bool = False
-    eye_retargeting: bool = False
-    lip_retargeting: bool = False
-    normalize_lip: bool = False
-    lip_normalize_threshold: float = LIP_NORMALIZE_THRESHOLD
-    source_video_eye_retargeting: bool = False
-    source_video_eye_threshold: float = SOURCE_VIDEO_EYE_THRESHOLD
+    animal_motion: bool = option(False, internal="set with animal mode (--animal)")
+    eye_retargeting: bool = option(False, flag("--eye-retargeting", const=True, group="motion",
+                                               help="drive the eyes by the driving's eye ratio"))
+    lip_retargeting: bool = option(False, flag("--lip-retargeting", const=True, group="motion",
+                                               help="drive the lips by the driving's lip ratio"))
+    normalize_lip: bool = option(False, flag("--normalize-lip", const=True, group="motion",
+                                             help="close the source's mouth before animating"))
+    lip_normalize_threshold: float = option(LIP_NORMALIZE_THRESHOLD, internal="the reference's constant")
+    source_video_eye_retargeting: bool = option(False, flag(
+        "--source-video-eye-retargeting", const=True, group="motion",
+        help="keep the source video's eyes as open as in its first frame"))
+    source_video_eye_threshold: float = option(SOURCE_VIDEO_EYE_THRESHOLD, internal="the reference's constant")
 
     def __post_init__(self) -> None:
         self.check()
@@ -129,37 +307,79 @@ class AnimateConfig:
     """Every option of an animation; the CLI, the web app and the Python API all fill this one object."""
 
     motion: MotionOptions = field(default_factory=MotionOptions)
-    animal: bool = False  # the source is a cat or dog: animal face finder (the driving stays a human's)
+    # the source is a cat or dog: animal face finder (the driving stays a human's)
+    animal: bool = option(False, flag("--animal", const=True, group="framing", help=(
+        "the source photo is a cat or dog: the animal weights and face finder, the reference's animal defaults "
+        "(no stitching, no paste-back); the driving is a human face as usual")))
     # framing
-    crop: str = "auto"  # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
-    face: FaceChoice = "largest"  # "largest", "all", or an index counted from the left
-    source_scale: float = SOURCE_SCALE
-    source_vx: float = SOURCE_VX
-    source_vy: float = SOURCE_VY
-    crop_driving: str = "auto"  # "auto" (crop non-square videos), "always", "never"
-    paste_back: bool = True
-    source_max_dim: int = SOURCE_MAX_DIM  # photos (0: no limit)
-    source_video_max_dim: int = SOURCE_VIDEO_MAX_DIM  # the frames of a source video (0: no limit)
+    # "auto" (detect faces), "none" (input already framed), or a box "x0,y0,x1,y1"
+    crop: str = option("auto", flag("--no-crop", const="none", group="framing",
+                                    help="the source is already a framed face"),
+                       flag("--crop-box", parse=parse_crop_box, metavar="x0,y0,x1,y1", unset=True, group="framing",
+                            help="frame this box instead of detecting a face"))
+    face: FaceChoice = option("largest", flag("--face", parse=parse_face, metavar="largest|all|N", group="framing",
+                                              help=(
+        "which face to animate: the largest, every one (photos and videos; for a video, the faces of its first "
+        "frame), or number N counted from the left, starting at 0")))
+    source_scale: float = option(SOURCE_SCALE, flag("--scale", parse=Number(above=0), group="framing",
+                                                    help="source crop scale (larger: more around the face)"))
+    source_vx: float = option(SOURCE_VX, flag("--vx", parse=Number(), group="framing",
+                                              help="source crop horizontal shift"))
+    source_vy: float = option(SOURCE_VY, flag("--vy", parse=Number(), group="framing",
+                                              help="source crop vertical shift (negative: up)"))
+    crop_driving: str = option("auto", flag("--crop-driving", choices=CROP_DRIVING, group="framing",
+                                            help="crop the driving video's face (auto: only when it is not square)"))
+    paste_back: bool = option(True, flag("--no-paste-back", const=False, group="framing",
+                                         help="output the animated crop only"))
+    source_max_dim: int = option(SOURCE_MAX_DIM, flag(
+        "--max-dim", parse=Number(int, 0), unset=True, also=("source_video_max_dim",), group="framing",
+        help=f"longest side of the source kept for output (default: {SOURCE_MAX_DIM} for a photo, "
+             f"{SOURCE_VIDEO_MAX_DIM} for a video as the reference; 0: no limit)"))  # photos (0: no limit)
+    # the frames of a source video (0: no limit)
+    source_video_max_dim: int = option(SOURCE_VIDEO_MAX_DIM, internal="given with --max-dim (source_max_dim's)")
     # motion over time
-    reference_frame: Union[int, str] = 0  # driving frame taken as neutral, or "auto"
-    smooth: float = 0.0  # Kalman observation variance for the driving motion of still sources (0: off)
-    source_video_smooth: float = SOURCE_VIDEO_SMOOTH
+    reference_frame: Union[int, str] = option(0, flag(
+        "--reference-frame", parse=parse_reference_frame, metavar="N|auto", group="motion",
+        help="driving frame taken as neutral; auto picks the frame with eyes open and mouth closed"))
+    # Kalman observation variance for the driving motion of still sources (0: off)
+    smooth: float = option(0.0, flag("--smooth", parse=Number(low=0), metavar="VARIANCE", group="motion", help=(
+        "temporal smoothing of the driving motion for photo sources (Kalman observation variance; try 1e-6; "
+        "0 is off)")))
+    source_video_smooth: float = option(SOURCE_VIDEO_SMOOTH, flag(
+        "--source-video-smooth", parse=Number(low=0), metavar="VARIANCE", group="motion",
+        help="smoothing of the motion for video sources"))
     # output
-    output_format: str | None = None  # from the output extension when None
-    crf: int = CRF
-    audio_from: str = "driving"  # or "source"
-    max_frames: int | None = None  # a quick preview: at most this many frames of every video input (None: all)
-    comparison: bool = False
-    save_template: bool = True
-    watermark: bool = True
+    output_format: str | None = option(None, flag("--format", choices=OUTPUT_FORMATS, group="input and output",
+                                                  help=(
+        "output format (default: from -o, else mp4 for videos and png for a single image; png with a video gives "
+        "a folder of frames)")))
+    crf: int = option(CRF, flag("--crf", parse=Number(int, 0, 51), group="input and output",
+                                help=f"H.264 quality: lower is better, {CRF} is visually lossless"))
+    audio_from: str = option("driving", flag("--audio-from", choices=AUDIO_FROM, group="input and output",
+                                             help="which input's sound goes into the output (falls back to the other)"))
+    # a quick preview: at most this many frames of every video input (None: all)
+    max_frames: int | None = option(None, flag("--max-frames", parse=Number(int, 1), metavar="N",
+                                               group="input and output", help=(
+        "only the first N frames of a video driving or source: a quick preview of a long job (--max-seconds S does "
+        "the same in seconds)")))
+    comparison: bool = option(False, flag("--comparison", const=True, group="input and output",
+                                          help="also write OUTPUT_concat with driving | source | result side by side"))
+    save_template: bool = option(True, flag("--no-template", const=False, group="input and output",
+                                            help="do not save the driving video's motion as a template next to the "
+                                                 "output"))
+    watermark: bool = option(True, flag("--no-watermark", const=False, group="input and output",
+                                        help="leave out the invisible watermark (the 'AI-generated' metadata label "
+                                             "stays)"))
     # C2PA Content Credentials: a provenance.c2pa.C2paSettings (certificate chain and key, checked when made) signs
     # every output; None (the default) signs nothing. Not a job option of the server (a file on the server).
-    c2pa: object | None = None
+    c2pa: object | None = option(None, internal="made from --c2pa-cert/--c2pa-key (commands.c2pa_settings)")
     # compute
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch_size: int = 1
-    backend: str = "eager"  # one of BACKENDS, or "auto" until the device is known
+    device: str = option("cpu", internal="resolved from ComputeOptions.device by the pipeline")
+    precision: str = option("fp32", internal="resolved from ComputeOptions.precision by the pipeline")
+    batch_size: int = option(1, flag("--batch-size", parse=Number(int, 1), group="compute",
+                                     help="driving frames rendered at once"))
+    # one of BACKENDS, or "auto" until the device is known
+    backend: str = option("eager", internal="resolved from ComputeOptions.backend by the pipeline")
 
     def check(self) -> "AnimateConfig":
         """Raise InputError for the first option that makes no sense; cheap, reads no file."""

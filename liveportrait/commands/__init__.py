@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from ..errors import require_extra  # noqa: F401 - re-exported: the commands check their extras with it
 
@@ -32,36 +31,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def number(kind: type = float, low: float | None = None, high: float | None = None, above: float | None = None):
     """An argparse ``type`` for a finite int or float within bounds (``low``/``high`` inclusive,
     ``above`` exclusive), so that a bad value is a usage error instead of a failure deep inside."""
+    from ..config import Number
+    from .options import argparse_type
 
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
-                from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if above is not None and not value > above:
-            raise argparse.ArgumentTypeError(f"{text} must be greater than {above:g}")
-        if low is not None and value < low:
-            raise argparse.ArgumentTypeError(f"{text} must be at least {low:g}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"{text} must be at most {high:g}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
+    return argparse_type(Number(kind, low, high, above))
 
 
 def crop_box(text: str) -> str:
     """An argparse ``type`` for ``--crop-box``: checked while parsing, kept as the text the pipeline takes."""
-    from ..config import parse_box
+    from ..config import parse_crop_box
+    from .options import argparse_type
 
-    try:
-        parse_box(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return argparse_type(parse_crop_box)(text)
 
 
 def add_c2pa_arguments(parser) -> None:
@@ -123,18 +104,18 @@ def listen_socket(host: str, port: int):
 WEIGHTS_HELP = "weights folder (default: $LIVEPORTRAIT_WEIGHTS, then the user cache)"
 
 
-def add_compute_arguments(parser, weights_help: str = WEIGHTS_HELP, model_config_default: str | None = None) -> None:
-    """The one block of compute options (weights, device, precision, backend) that every command loading the
-    networks takes, with the choices of ``config`` and the help of the one precision rule."""
-    from ..config import BACKENDS, DEVICES, PRECISIONS
+def add_compute_arguments(parser, weights_help: str = WEIGHTS_HELP, model_config_default: str | None = None,
+                          threads: bool = False) -> None:
+    """The one block of compute options (weights, device, precision, backend, and ``threads`` where a command
+    sets them) that every command loading the networks takes: ``config.ComputeOptions``' fields, with the help
+    of the one precision rule."""
+    from ..config import ComputeOptions
     from ..speed.compute import AUTO_PRECISION
+    from .options import add_options
 
     parser.add_argument("--weights", help=weights_help)
-    parser.add_argument("--device", default="auto", choices=DEVICES,
-                        help="where the networks run; auto: CUDA, then Apple MPS, then the CPU")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=AUTO_PRECISION)
-    parser.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS,
-                        help="how the networks run: auto is fast (exact rewrites of eager) on the CPU and eager on a "
-                             "GPU; 'liveportrait benchmark' measures them on this machine")
+    add_options(parser, ComputeOptions, only=("--device", "--precision", "--backend") + (("--threads",) if threads
+                                                                                          else ()),
+                help={"--precision": AUTO_PRECISION})
     parser.add_argument("--model-config", default=model_config_default, choices=("released", "tiny"),
                         help=argparse.SUPPRESS)

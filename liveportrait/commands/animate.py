@@ -6,29 +6,7 @@ import argparse
 import sys
 import time
 
-from ..config import CRF, SOURCE_MAX_DIM, SOURCE_SCALE, SOURCE_VIDEO_MAX_DIM, SOURCE_VIDEO_SMOOTH, SOURCE_VY
-from . import HelpFormatter, add_compute_arguments, crop_box, number
-
-
-def _face(value: str):
-    if value in ("largest", "all"):
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("takes largest, all or a face number (0 = leftmost)") from None
-
-
-def _reference(value: str):
-    if value == "auto":
-        return value
-    try:
-        frame = int(value)
-    except ValueError:
-        frame = -1
-    if frame < 0:
-        raise argparse.ArgumentTypeError("takes a frame number (0 is the first) or auto")
-    return frame
+from . import HelpFormatter, add_compute_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,75 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "PyAV reads); repeat it to give each face "
                          "of --face all its own driving")
     io.add_argument("-o", "--output", help="output file, or a folder (default: animations/SOURCE--DRIVING.mp4)")
-    io.add_argument("--format", choices=("mp4", "gif", "png", "jpg"), help="output format (default: from -o, "
-                    "else mp4 for videos and png for a single image; png with a video gives a folder of frames)")
-    io.add_argument("--crf", type=number(int, 0, 51), default=CRF,
-                    help="H.264 quality: lower is better, 18 is visually lossless")
-    io.add_argument("--audio-from", choices=("driving", "source"), default="driving",
-                    help="which input's sound goes into the output (falls back to the other)")
-    io.add_argument("--comparison", action="store_true",
-                    help="also write OUTPUT_concat with driving | source | result side by side")
-    io.add_argument("--max-frames", type=number(int, 1), default=None, metavar="N",
-                    help="only the first N frames of a video driving or source: a quick preview of a long job "
-                         "(--max-seconds S does the same in seconds)")
-    io.add_argument("--no-template", action="store_true",
-                    help="do not save the driving video's motion as a template next to the output")
-    io.add_argument("--no-watermark", action="store_true",
-                    help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
     from . import add_c2pa_arguments
 
     add_c2pa_arguments(p)  # --c2pa-cert, --c2pa-key, --c2pa-tsa (content credentials)
 
-    motion = p.add_argument_group("motion")
-    motion.add_argument("--absolute", action="store_true",
-                        help="copy the driving's pose and expression as they are instead of its motion "
-                             "relative to the reference frame")
-    motion.add_argument("--animation-region", choices=("all", "exp", "pose", "lip", "eyes"), default="all",
-                        help="what the driving moves: all, exp (expression only), pose (head only), lip or eyes")
-    motion.add_argument("--driving-option", choices=("expression-friendly", "pose-friendly"),
-                        default="expression-friendly",
-                        help="expression-friendly scales a driving video's motion to the source's face size; "
-                             "pose-friendly takes it as it is")
-    motion.add_argument("--driving-multiplier", type=number(low=0), default=1.0,
-                        help="scale of the motion (larger exaggerates)")
-    motion.add_argument("--reference-frame", type=_reference, default=0, metavar="N|auto",
-                        help="driving frame taken as neutral; auto picks the frame with eyes open and mouth closed")
-    motion.add_argument("--smooth", type=number(low=0), default=0.0, metavar="VARIANCE",
-                        help="temporal smoothing of the driving motion for photo sources (Kalman observation "
-                             "variance; try 1e-6; 0 is off)")
-    motion.add_argument("--source-video-smooth", type=number(low=0), default=SOURCE_VIDEO_SMOOTH, metavar="VARIANCE",
-                        help="smoothing of the motion for video sources")
-    motion.add_argument("--no-stitching", action="store_true", help="turn off the stitching network")
-    motion.add_argument("--eye-retargeting", action="store_true", help="drive the eyes by the driving's eye ratio")
-    motion.add_argument("--lip-retargeting", action="store_true", help="drive the lips by the driving's lip ratio")
-    motion.add_argument("--normalize-lip", action="store_true", help="close the source's mouth before animating")
-    motion.add_argument("--source-video-eye-retargeting", action="store_true",
-                        help="keep the source video's eyes as open as in its first frame")
+    groups = {"input and output": io, "motion": p.add_argument_group("motion"),
+              "framing": p.add_argument_group("framing"), "compute": p.add_argument_group("compute")}
+    add_compute_arguments(groups["compute"])
+    from ..config import AnimateConfig
+    from .options import add_options
 
-    framing = p.add_argument_group("framing")
-    framing.add_argument("--animal", action="store_true",
-                         help="the source photo is a cat or dog: the animal weights and face finder, the reference's "
-                              "animal defaults (no stitching, no paste-back); the driving is a human face as usual")
-    framing.add_argument("--face", type=_face, default="largest", metavar="largest|all|N",
-                         help="which face to animate: the largest, every one (photos and videos; for a video, the "
-                              "faces of its first frame), or number N counted from the left, starting at 0")
-    framing.add_argument("--no-crop", action="store_true", help="the source is already a framed face")
-    framing.add_argument("--crop-box", type=crop_box, metavar="x0,y0,x1,y1",
-                         help="frame this box instead of detecting a face")
-    framing.add_argument("--scale", type=number(above=0), default=SOURCE_SCALE,
-                         help="source crop scale (larger: more around the face)")
-    framing.add_argument("--vx", type=number(), default=0.0, help="source crop horizontal shift")
-    framing.add_argument("--vy", type=number(), default=SOURCE_VY, help="source crop vertical shift (negative: up)")
-    framing.add_argument("--crop-driving", choices=("auto", "always", "never"), default="auto",
-                         help="crop the driving video's face (auto: only when the video is not square)")
-    framing.add_argument("--no-paste-back", action="store_true", help="output the animated crop only")
-    framing.add_argument("--max-dim", type=number(int, 0), default=None,
-                         help=f"longest side of the source kept for output (default: {SOURCE_MAX_DIM} for a photo, "
-                              f"{SOURCE_VIDEO_MAX_DIM} for a video as the reference; 0: no limit)")
-
-    compute = p.add_argument_group("compute")
-    add_compute_arguments(compute)
-    compute.add_argument("--batch-size", type=number(int, 1), default=1, help="driving frames rendered at once")
+    add_options(p, AnimateConfig, groups=groups)  # every option of an animation, from its config field
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from .speech import add_audio_arguments  # imports no torch: --help stays fast
 
@@ -134,11 +54,9 @@ def progress_factory(quiet: bool):
 def config_from_args(args: argparse.Namespace, device: str = "auto"):
     """The one config object from the command line; with ``device`` "auto" the compute fields stay
     unresolved (enough to check the job before torch is imported)."""
-    from ..config import AnimateConfig, MotionOptions
-    from ..errors import InputError
+    from ..config import AnimateConfig
+    from .options import config_from_namespace
 
-    if args.no_crop and args.crop_box:
-        raise InputError("--no-crop and --crop-box cannot be used together")
     precision, backend = args.precision, args.backend
     if device != "auto":
         from ..speed import pick_backend
@@ -146,22 +64,7 @@ def config_from_args(args: argparse.Namespace, device: str = "auto"):
 
         precision = resolve_precision(precision, device)
         backend = pick_backend(backend, device, precision)
-    motion = MotionOptions(
-        relative=not args.absolute, region=args.animation_region, driving_option=args.driving_option,
-        multiplier=args.driving_multiplier, stitching=not args.no_stitching, eye_retargeting=args.eye_retargeting,
-        lip_retargeting=args.lip_retargeting, normalize_lip=args.normalize_lip,
-        source_video_eye_retargeting=args.source_video_eye_retargeting)
-    config = AnimateConfig(
-        motion=motion, crop="none" if args.no_crop else (args.crop_box or "auto"), face=args.face,
-        source_scale=args.scale, source_vx=args.vx, source_vy=args.vy, crop_driving=args.crop_driving,
-        paste_back=not args.no_paste_back, source_max_dim=SOURCE_MAX_DIM if args.max_dim is None else args.max_dim,
-        source_video_max_dim=SOURCE_VIDEO_MAX_DIM if args.max_dim is None else args.max_dim,
-        reference_frame=args.reference_frame,
-        smooth=args.smooth, source_video_smooth=args.source_video_smooth, output_format=args.format,
-        crf=args.crf, audio_from=args.audio_from, max_frames=args.max_frames, comparison=args.comparison,
-        save_template=not args.no_template,
-        watermark=not args.no_watermark, device=device, precision=precision, batch_size=args.batch_size,
-        backend=backend)
+    config = config_from_namespace(args, AnimateConfig).but(device=device, precision=precision, backend=backend)
     from . import c2pa_settings
 
     config = config.but(c2pa=c2pa_settings(args))  # C2PA credentials checked here, before any network loads
