@@ -21,13 +21,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from .._lazy import is_loopback  # noqa: E402
-from ..config import DRIVING_OPTIONS, REGIONS, SOURCE_SCALE, SOURCE_VY  # noqa: E402
+from ..config import CROP_DRIVING, DRIVING_OPTIONS, REGIONS, AnimateConfig  # noqa: E402
 from ..errors import InputError, LivePortraitError  # noqa: E402
 from ..motion.editing import CONTROLS, INTERPOLATIONS, TRANSFER_REGIONS  # noqa: E402
 from ..pipeline.editor import EDIT_CROP_SCALE  # noqa: E402
 from ..uploads import UploadLimits, check_upload  # noqa: E402
 from .backend import AppBackend  # noqa: E402
 from .examples import Example, example_sets, write_examples  # noqa: E402
+
+DEFAULT = AnimateConfig()  # the controls' starting values: the config's defaults, written once there
 
 COMPUTE = "compute"  # every event that runs networks queues here, one at a time
 
@@ -217,24 +219,31 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                                         elem_id="animate-audio-note")
                         with gr.Accordion("Options", open=False):
                             with gr.Row():
-                                a_relative = gr.Checkbox(True, label="relative motion")
-                                a_stitching = gr.Checkbox(True, label="stitching")
-                                a_paste = gr.Checkbox(True, label="paste back into the photo")
-                                a_normalize = gr.Checkbox(False, label="close the source's mouth first (normalize "
-                                                                       "lip)")
+                                # every control starts at its config field's default (one source of them)
+                                a_relative = gr.Checkbox(DEFAULT.motion.relative, label="relative motion")
+                                a_stitching = gr.Checkbox(DEFAULT.motion.stitching, label="stitching")
+                                a_paste = gr.Checkbox(DEFAULT.paste_back, label="paste back into the photo")
+                                a_normalize = gr.Checkbox(DEFAULT.motion.normalize_lip,
+                                                          label="close the source's mouth first (normalize lip)")
                             with gr.Row():
-                                a_region = gr.Radio(list(REGIONS), value="all", label="animation region")
-                                a_option = gr.Radio(list(DRIVING_OPTIONS), value="expression-friendly",
+                                a_region = gr.Radio(list(REGIONS), value=DEFAULT.motion.region,
+                                                    label="animation region")
+                                a_option = gr.Radio(list(DRIVING_OPTIONS), value=DEFAULT.motion.driving_option,
                                                     label="driving option")
-                                a_crop_driving = gr.Radio(["auto", "always", "never"], value="auto",
+                                a_crop_driving = gr.Radio(list(CROP_DRIVING), value=DEFAULT.crop_driving,
                                                           label="crop the driving face")
                             with gr.Row():
-                                a_multiplier = gr.Slider(0, 2, value=1.0, step=0.01, label="driving multiplier")
-                                a_smooth = gr.Number(0.0, label="motion smoothing (Kalman variance, e.g. 1e-6; 0 off)")
+                                a_multiplier = gr.Slider(0, 2, value=DEFAULT.motion.multiplier, step=0.01,
+                                                         label="driving multiplier")
+                                a_smooth = gr.Number(DEFAULT.smooth,
+                                                     label="motion smoothing (Kalman variance, e.g. 1e-6; 0 off)")
                             with gr.Row():
-                                a_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="source crop scale")
-                                a_vx = gr.Slider(-0.5, 0.5, value=0.0, step=0.01, label="source crop x shift")
-                                a_vy = gr.Slider(-0.5, 0.5, value=SOURCE_VY, step=0.01, label="source crop y shift")
+                                a_scale = gr.Slider(1.8, 3.2, value=DEFAULT.source_scale, step=0.05,
+                                                    label="source crop scale")
+                                a_vx = gr.Slider(-0.5, 0.5, value=DEFAULT.source_vx, step=0.01,
+                                                 label="source crop x shift")
+                                a_vy = gr.Slider(-0.5, 0.5, value=DEFAULT.source_vy, step=0.01,
+                                                 label="source crop y shift")
                     with gr.Column(scale=2):
                         a_run = gr.Button("Animate", variant="primary", size="lg", elem_id="animate-run")
                         a_error = gr.Markdown(elem_id="animate-error")
@@ -317,7 +326,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                             r_lip = gr.Slider(0, 0.8, value=0.0, step=0.01, label="target lip-open ratio")
                         r_silent = gr.Checkbox(False, label="keep the lips silent (neutral mouth)")
                         r_smooth = gr.Number(3e-6, label="motion smoothing (Kalman variance)")
-                        r_scale = gr.Slider(1.8, 3.2, value=SOURCE_SCALE, step=0.05, label="crop scale")
+                        r_scale = gr.Slider(1.8, 3.2, value=DEFAULT.source_scale, step=0.05, label="crop scale")
                         r_run = gr.Button("Retarget", variant="primary")
                         r_error = gr.Markdown(elem_id="retarget-error")
                     r_out = gr.Video(label="Result", interactive=False)

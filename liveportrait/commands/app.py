@@ -40,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "$LIVEPORTRAIT_AUDIO_WEIGHTS, then the user cache); without them the app says what to fetch")
     p.add_argument("--max-upload-mb", type=number(above=0), default=500,
                    help="largest upload accepted (videos; photos: 30)")
-    p.add_argument("--no-watermark", action="store_true",
-                   help="leave out the invisible watermark (the 'AI-generated' metadata label stays)")
+    from ..config import AnimateConfig
+    from .options import add_options
+
+    add_options(p, AnimateConfig, only=("--no-watermark",))  # the app's results, every tab's
     add_c2pa_arguments(p)  # every result of every tab signed with C2PA Content Credentials
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
