@@ -117,7 +117,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("audio",),
     ("api", "uploads"),
-    ("live", "app", "serve", "train", "bench", "conformance"),
+    ("live",),  # the live loop, under the app: its Live tab runs the same engine as `liveportrait live`
+    ("app", "serve", "train", "bench", "conformance"),
     ("commands",),
     ("cli", "__main__"),
 )
