@@ -14,36 +14,41 @@ save), so a Python caller gets the same backend, precision, allocator setting an
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .config import AnimateConfig, MotionOptions
+from .config import CRF, AnimateConfig, ComputeOptions, MotionOptions, api_options, with_options
 from .errors import InputError
 from .plan import JobPlan, plan_job
 
 FrameCallback = Callable[[int, np.ndarray], None]
 
-_MOTION_FIELDS = tuple(f.name for f in fields(MotionOptions))
-_CONFIG_FIELDS = tuple(f.name for f in fields(AnimateConfig) if f.name not in ("device", "precision", "backend"))
+# the keyword arguments an animation takes: the fields of AnimateConfig and its MotionOptions by name (but the
+# compute ones, which belong to the pipeline), from config.py's field metadata
+_OPTIONS = api_options(AnimateConfig)
 
 
 def make_config(base: AnimateConfig | None = None, **options) -> AnimateConfig:
     """``base`` (or the defaults) with ``options`` applied: any field of ``AnimateConfig`` (but the compute
-    ones, which belong to the pipeline) or of ``MotionOptions`` by name; an unknown name is an InputError."""
+    ones, which belong to the pipeline) or of ``MotionOptions`` by name, or ``motion=`` a whole
+    ``MotionOptions``; an unknown name is an InputError naming the valid ones."""
     base = base or AnimateConfig()
-    motion_changes = {k: options.pop(k) for k in list(options) if k in _MOTION_FIELDS}
-    unknown = [k for k in options if k not in _CONFIG_FIELDS]
+    if "motion" in options:
+        base = base.but(motion=options.pop("motion"))
+    unknown = [k for k in options if k not in _OPTIONS]
     if unknown:
-        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                         f"the options are {', '.join(sorted(_CONFIG_FIELDS + _MOTION_FIELDS))}")
-    motion = options.pop("motion", base.motion)
-    if motion_changes:
-        motion = motion.but(**motion_changes)
-    return base.but(motion=motion, **options).check()
+        compute = [k for k in unknown if k in ComputeOptions.__dataclass_fields__]
+        where = f" ({', '.join(compute)}: the pipeline's, given to from_pretrained)" if compute else ""
+        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{where}; "
+                         f"the options are {', '.join(sorted([*_OPTIONS, 'motion']))}")
+    config = with_options(base, {_OPTIONS[k]: v for k, v in options.items()})
+    if not isinstance(config.motion, MotionOptions):
+        raise InputError(f"motion must be a MotionOptions, got {type(config.motion).__name__}")
+    return config.check()
 
 
 class LivePortraitPipeline:
@@ -380,7 +385,7 @@ def _with_config(engine, config: AnimateConfig):
 
 
 def export_to_video(frames, path: str | os.PathLike, fps: float | Fraction = 25, *, audio_from=None,
-                    crf: int = 18, c2pa=None, source=None, driving=None) -> Path:
+                    crf: int = CRF, c2pa=None, source=None, driving=None) -> Path:
     """Write RGB frames (any iterable of HxWx3 uint8) as H.264 mp4 (or gif by extension), marked as
     generated, with the sound of ``audio_from`` if given. Returns the path. ``c2pa``: C2PA Content
     Credentials (``C2paSettings`` or a (cert, key) pair) with ``source`` and ``driving`` as ingredients."""

@@ -178,11 +178,14 @@ class Flag:
         return long.lstrip("-").replace("-", "_")
 
 
-def option(default: Any = MISSING, *flags: Flag, default_factory: Any = MISSING, internal: str = "") -> Any:
+def option(default: Any = MISSING, *flags: Flag, default_factory: Any = MISSING, internal: str = "",
+           api: bool = True) -> Any:
     """A config field with its command-line spellings; none, with ``internal`` saying why (set by code, or a
-    value a command line cannot give), for a field the commands do not offer."""
+    value a command line cannot give), for a field the commands do not offer. ``api``: whether the Python API's
+    keyword arguments and a job's options may set it (False: the pipeline sets it, e.g. the resolved device)."""
     assert flags or internal, "a field is on the command line or says why not"
-    return field(default=default, default_factory=default_factory, metadata={"flags": flags, "internal": internal})
+    return field(default=default, default_factory=default_factory,
+                 metadata={"flags": flags, "internal": internal, "api": api})
 
 
 def flag(*names: str, help: str, **how) -> Flag:
@@ -204,6 +207,26 @@ def option_fields(cls) -> list[tuple[tuple[str, ...], Field]]:
         else:
             out.append(((f.name,), f))
     return out
+
+
+def api_options(cls) -> dict[str, tuple[str, ...]]:
+    """The keyword arguments the Python API (and a job's options) take for ``cls``: each field's own name
+    (a nested options dataclass's fields by theirs) -> its path."""
+    return {path[-1]: path for path, f in option_fields(cls) if f.metadata.get("api", True)}
+
+
+def with_options(obj, values: dict[tuple[str, ...], Any], _prefix: tuple[str, ...] = ()):
+    """``obj`` (an options dataclass) with the fields at ``values``' paths changed, nested ones included."""
+    changes = {}
+    for f in fields(obj):
+        value, path = getattr(obj, f.name), _prefix + (f.name,)
+        if is_dataclass(value):
+            inner = with_options(value, values, path)
+            if inner is not value:
+                changes[f.name] = inner
+        elif path in values:
+            changes[f.name] = values[path]
+    return replace(obj, **changes) if changes else obj
 
 
 def field_default(f: Field) -> Any:
@@ -374,12 +397,12 @@ class AnimateConfig:
     # every output; None (the default) signs nothing. Not a job option of the server (a file on the server).
     c2pa: object | None = option(None, internal="made from --c2pa-cert/--c2pa-key (commands.c2pa_settings)")
     # compute
-    device: str = option("cpu", internal="resolved from ComputeOptions.device by the pipeline")
-    precision: str = option("fp32", internal="resolved from ComputeOptions.precision by the pipeline")
+    device: str = option("cpu", internal="resolved from ComputeOptions.device by the pipeline", api=False)
+    precision: str = option("fp32", internal="resolved from ComputeOptions.precision by the pipeline", api=False)
     batch_size: int = option(1, flag("--batch-size", parse=Number(int, 1), group="compute",
                                      help="driving frames rendered at once"))
     # one of BACKENDS, or "auto" until the device is known
-    backend: str = option("eager", internal="resolved from ComputeOptions.backend by the pipeline")
+    backend: str = option("eager", internal="resolved from ComputeOptions.backend by the pipeline", api=False)
 
     def check(self) -> "AnimateConfig":
         """Raise InputError for the first option that makes no sense; cheap, reads no file."""

@@ -5,10 +5,9 @@ fast."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields, is_dataclass, replace
 from typing import Any, Callable, Iterable
 
-from ..config import Flag, field_default, flags_of, option_fields
+from ..config import Flag, field_default, flags_of, option_fields, with_options
 
 DESTS = "_config_dests"  # the parsed attribute naming, for each config class, the attributes its options set
 
@@ -88,20 +87,7 @@ def options_given(args: argparse.Namespace, cls) -> dict[tuple[str, ...], Any]:
 def config_from_namespace(args: argparse.Namespace, cls, base=None):
     """The config ``cls`` (or ``base`` changed) that the parsed options ``args`` describe: the inverse of
     ``add_options``; a field whose options the parser lacks keeps its default (or ``base``'s value)."""
-    return _apply(base if base is not None else cls(), options_given(args, cls))
-
-
-def _apply(obj, values: dict, prefix: tuple[str, ...] = ()):
-    changes = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if is_dataclass(value):
-            inner = _apply(value, values, prefix + (f.name,))
-            if inner is not value:
-                changes[f.name] = inner
-        elif prefix + (f.name,) in values:
-            changes[f.name] = values[prefix + (f.name,)]
-    return replace(obj, **changes) if changes else obj
+    return with_options(base if base is not None else cls(), options_given(args, cls))
 
 
 def _expected_default(cls, path: tuple[str, ...], fl: Flag):
