@@ -28,6 +28,7 @@ from ..pipeline.editor import EDIT_CROP_SCALE  # noqa: E402
 from ..uploads import UploadLimits, check_upload  # noqa: E402
 from .backend import AppBackend  # noqa: E402
 from .examples import Example, example_sets, write_examples  # noqa: E402
+from .live import LIVE_SCRIPT, LiveTab, build_live_tab  # noqa: E402
 
 DEFAULT = AnimateConfig()  # the controls' starting values: the config's defaults, written once there
 
@@ -166,6 +167,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
     board = ErrorBoard()
     examples = write_examples(b.workdir / "examples")  # painted here: no download, nothing bundled
     example_items = example_sets(examples)
+    live = LiveTab(b)
 
     # uploads copied into Gradio's cache are dropped after a day
     with gr.Blocks(title="LivePortrait", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -330,6 +332,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                         r_run = gr.Button("Retarget", variant="primary")
                         r_error = gr.Markdown(elem_id="retarget-error")
                     r_out = gr.Video(label="Result", interactive=False)
+
+            # -- Live: the camera drives the portrait over WebRTC (liveportrait.app.live) -------------------
+            build_live_tab(gr, live, board, _user_errors, _example_gallery, _pick, example_items["edit"], COMPUTE)
 
         # -- events ------------------------------------------------------------------------------------
         slider_names = list(sliders)
@@ -526,6 +531,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
                            [r_out], api_name="retarget", concurrency_id=COMPUTE, concurrency_limit=1), r_error)
 
     demo.queue(default_concurrency_limit=1)
+    demo.live = live  # its signalling routes and page script are added by launch()
     return demo
 
 
@@ -602,7 +608,10 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, sh
                          prevent_thread_lock=True, show_error=True, quiet=True,
                          allowed_paths=allowed_paths or [], max_file_size=f"{int(max_file_mb)}mb",
                          footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False,
-                         mcp_server=False, enable_monitoring=False, css=APP_CSS)
+                         mcp_server=False, enable_monitoring=False, css=APP_CSS,
+                         head=LIVE_SCRIPT if getattr(demo, "live", None) else None)
+    if getattr(demo, "live", None) is not None:
+        demo.live.add_routes(demo.app)  # the Live tab's signalling, on the app's own server
     if not quiet:
         print(serving_message(host, demo.server_port, demo.share_url if share else None), flush=True)
     if block:
@@ -610,6 +619,8 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, sh
             while demo.is_running:
                 time.sleep(0.2)
         finally:  # Ctrl+C or SIGTERM: close the server, then the command line says how it stopped
+            if getattr(demo, "live", None) is not None:
+                demo.live.close()  # every live session ends
             demo.close(verbose=False)
             from gradio.tunneling import CURRENT_TUNNELS
 
