@@ -114,30 +114,26 @@ class Number:
         return value
 
 
-def parse_face(text: str) -> FaceChoice:
-    """'largest', 'all' or a face number counted from the left (0: the leftmost)."""
-    if text in ("largest", "all"):
+def _word_or_number(text: str, words: tuple[str, ...], message: str) -> Union[int, str]:
+    if text in words:
         return text
     try:
         number = int(text)
     except ValueError:
         number = -1
     if number < 0:
-        raise ValueError("takes largest, all or a face number (0 = leftmost)")
+        raise ValueError(message)
     return number
+
+
+def parse_face(text: str) -> FaceChoice:
+    """'largest', 'all' or a face number counted from the left (0: the leftmost)."""
+    return _word_or_number(text, ("largest", "all"), "takes largest, all or a face number (0 = leftmost)")
 
 
 def parse_reference_frame(text: str) -> Union[int, str]:
     """A driving frame number (0 is the first) or 'auto'."""
-    if text == "auto":
-        return text
-    try:
-        frame = int(text)
-    except ValueError:
-        frame = -1
-    if frame < 0:
-        raise ValueError("takes a frame number (0 is the first) or auto")
-    return frame
+    return _word_or_number(text, ("auto",), "takes a frame number (0 is the first) or auto")
 
 
 def parse_crop_box(text: str) -> str:

@@ -98,9 +98,11 @@ def _expected_default(cls, path: tuple[str, ...], fl: Flag):
 def check_parser(parser: argparse.ArgumentParser, classes: Iterable[type]) -> list[str]:
     """What in ``parser`` disagrees with the config fields its options map to, one line each: a default that
     is not the field's (``set_defaults`` included), other choices, a switch that would not change its field,
-    or an option of ``classes`` typed by hand instead of made by ``add_options``. Empty: all agree."""
-    known = {name: cls.__name__ for cls in classes for _, f in option_fields(cls) for fl in flags_of(f)
-             for name in fl.names}
+    or, in a parser that takes options of one of ``classes``, another of that class's options typed by hand
+    instead of made by ``add_options``. Empty: all agree."""
+    used = {a.config_option[0] for a in parser._actions if hasattr(a, "config_option")}
+    known = {name: cls.__name__ for cls in classes if cls in used for _, f in option_fields(cls)
+             for fl in flags_of(f) for name in fl.names}
     problems = []
     for action in parser._actions:
         tag = getattr(action, "config_option", None)
