@@ -197,9 +197,8 @@ class LiveTab:
         stamp = Stamp(b.stamp.run_id, watermark=b.watermark)  # the app's run; a marker of the session's own
         engine = make_engine(portrait, "auto", 25.0, smoothing=1.0 - smoothing,
                              mark=stamp.mark if b.watermark else None)
-        still = portrait.image if portrait.paste is not None else None
         try:
-            return self.hub.register(engine, camera=camera, still=stamp.mark(still) if still is not None else None)
+            return self.hub.register(engine, camera=camera)
         except BaseException:
             if camera is not None:
                 camera.close()

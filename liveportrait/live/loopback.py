@@ -57,6 +57,8 @@ def _camera_track(frames: list[np.ndarray], fps: float, sent: dict[int, float]):
         async def recv(self):
             import av
 
+            if not frames:  # a camera that sends nothing: this never returns
+                await asyncio.Event().wait()
             if self.t0 is None:
                 self.t0 = time.perf_counter()
             due = self.t0 + self.count / fps
@@ -76,9 +78,9 @@ def _camera_track(frames: list[np.ndarray], fps: float, sent: dict[int, float]):
 async def run_client(hub: LiveHub, token: str, frames: list[np.ndarray], fps: float = 25.0,
                      seconds: float = 5.0, min_frames: int = 0, abrupt: bool = False,
                      neutral_at: int | None = None) -> LoopbackResult:
-    """Stream ``frames`` to the session ``token`` for ``seconds`` (or until ``min_frames`` portrait frames
-    came back), then hang up: politely (Stop on the data channel, then close), or ``abrupt`` (close alone).
-    ``neutral_at``: send "neutral" after that many portrait frames."""
+    """Stream ``frames`` (none: a camera that sends nothing) to the session ``token`` for ``seconds`` (or until
+    ``min_frames`` portrait frames came back), then hang up: politely (Stop on the data channel, then close), or
+    ``abrupt`` (close alone). ``neutral_at``: send "neutral" after that many portrait frames."""
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 

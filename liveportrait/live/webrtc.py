@@ -275,7 +275,14 @@ class LiveHub:
         return asyncio.run_coroutine_threadsafe(coro, self._start_loop()).result(timeout)
 
     def register(self, engine: LiveEngine, camera=None, still: np.ndarray | None = None) -> str:
-        """A session for the next offer carrying the returned token (Start, before the browser connects)."""
+        """A session for the next offer carrying the returned token (Start, before the browser connects).
+
+        ``still``: the first frame sent, before any camera frame is rendered; by default the photo rendered
+        with its own motion (W+G once: the networks are warm when the camera starts)."""
+        from .stages import Timings
+
+        if still is None:
+            still = engine.back(engine.src.x_s, Timings())
         now = time.monotonic()
         with self._lock:
             for token, p in list(self.pending.items()):
