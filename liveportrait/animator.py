@@ -79,7 +79,7 @@ class Animator:
     def __init__(self, networks: LivePortraitNetworks, device: str | torch.device = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
-        own = getattr(networks, "precision", "fp32")  # networks that compute reduced precision themselves
+        own = networks.precision  # networks that compute reduced precision themselves
         if own != "fp32" and own != precision:
             raise ValueError(f"these networks were accelerated for {own} (accelerate(..., precision={own!r})); "
                              f"pass precision={own!r} to the Animator too")
@@ -94,7 +94,7 @@ class Animator:
     def _autocast(self):
         """Autocast for reduced precision, except with networks that run it themselves (the CPU bfloat16
         path: there W and G choose their precision per operation and M, F and S stay float32)."""
-        if self.precision == "fp32" or getattr(self.networks, "precision", "fp32") == self.precision:
+        if self.precision == "fp32" or self.networks.precision == self.precision:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
@@ -108,7 +108,7 @@ class Animator:
         warnings.warn(f"{self.precision} produced NaN/Inf on {self.device}; falling back to fp32", RuntimeWarning,
                       stacklevel=3)
         self.precision = "fp32"
-        if getattr(self.networks, "precision", "fp32") != "fp32":
+        if self.networks.precision != "fp32":
             self.networks = self.networks.exact()
         return recompute()
 
@@ -148,13 +148,18 @@ class Animator:
                 src.pre_lip_delta = self.lip_delta(src, 0.0)
         return src
 
+    @property
+    def stitcher(self):
+        """S, for the keypoint math that stitches and retargets (``motion.video``, the editor, speech)."""
+        return self.networks.S
+
     @torch.inference_mode()
     def eye_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
-        return retarget_delta(self.networks.S.eye_delta, src.x_s, src.eye_ratio, target)
+        return retarget_delta(self.stitcher.eye_delta, src.x_s, src.eye_ratio, target)
 
     @torch.inference_mode()
     def lip_delta(self, src: PreparedSource, target: float | torch.Tensor) -> torch.Tensor:
-        return retarget_delta(self.networks.S.lip_delta, src.x_s, src.lip_ratio, target)
+        return retarget_delta(self.stitcher.lip_delta, src.x_s, src.lip_ratio, target)
 
     @torch.inference_mode()
     def driving_keypoints(self, src: PreparedSource, drv: Motion, ref: Motion | None, options: MotionOptions,
@@ -169,7 +174,7 @@ class Animator:
         ref = ref.to(self.device) if ref is not None else None
         if options.animal_motion and ref is not None:
             x_d = compose_animal(src.kp_c, src.x_s, src.motion.scale, drv, ref)
-            return finish_keypoints(src.x_s, x_d, options, self.networks.S.stitch_delta)
+            return finish_keypoints(src.x_s, x_d, options, self.stitcher.stitch_delta)
         x_d = compose_image_source(src.kp_c, src.motion, drv, ref, options, self.lip_array)
         if (options.relative and options.driving_option == "expression-friendly" and driving_is_video
                 and ref is not None):
@@ -181,7 +186,7 @@ class Animator:
             eye_d = self.eye_delta(src, torch.as_tensor(driving_eye, device=self.device).reshape(-1, 2)[:, 0])
         if options.lip_retargeting and src.lip_ratio is not None and driving_lip is not None:
             lip_d = self.lip_delta(src, torch.as_tensor(driving_lip, device=self.device).reshape(-1))
-        return finish_keypoints(src.x_s, x_d, options, self.networks.S.stitch_delta, eye_d, lip_d,
+        return finish_keypoints(src.x_s, x_d, options, self.stitcher.stitch_delta, eye_d, lip_d,
                                 src.pre_lip_delta, src.pre_eye_delta)
 
     @torch.inference_mode()

@@ -74,7 +74,7 @@ class LivePortraitPipeline:
         self.base_networks = networks
         # networks accelerated already (the benchmark's, warmed up) are used as they are
         c = self.compute
-        same = getattr(networks, "backend", None) == c.backend and getattr(networks, "precision", "fp32") == \
+        same = networks.backend == c.backend and networks.precision == \
             networks_precision(c.backend, c.device, c.precision)
         self.networks = networks if same else accelerate(networks, c.backend, device=c.device, precision=c.precision)
         self._cropper = cropper

@@ -21,7 +21,7 @@ def animate_image_audio(pipeline, image: np.ndarray, faces: list, driving: Audio
     from ..pipeline.render import compose_faces
 
     cfg, anim = pipeline.config, pipeline.animator
-    stitch = anim.networks.S.stitch_delta if cfg.motion.stitching else None
+    stitch = anim.stitcher.stitch_delta if cfg.motion.stitching else None
     for batch in keypoint_batches(driving, [f.prepared for f in faces], cfg.motion, stitch, max(1, cfg.batch_size)):
         renders = [to_uint8(anim.render(f.prepared, x_d)) for f, x_d in zip(faces, batch)]
         for j in range(batch[0].shape[0]):

@@ -32,6 +32,11 @@ from .warping import WarpingNetwork
 class LivePortraitNetworks(nn.Module):
     """F, M, W, G and S; attribute names match the released checkpoint file names."""
 
+    # how these networks compute: the eager float32 modules; an accelerated stand-in (speed.accelerate) says its
+    # own backend and the precision W and G compute in by themselves, and the Animator reads both from here
+    backend: str = "eager"
+    precision: str = "fp32"
+
     def __init__(self, config: ModelConfig | None = None, name: str | None = None):
         super().__init__()
         self.config = config or ModelConfig.released()

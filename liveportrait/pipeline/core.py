@@ -23,7 +23,7 @@ class Pipeline(DrivingStage, SourceStage, RenderStage):
         self.config = config or AnimateConfig()
         self._animal_finder = animal_finder  # a face.animal.AnimalFaceFinder to share, or None (made when needed)
         self.source_cache = source_cache  # a render.SourceCache shared by the jobs of one pipeline, or None
-        if self.config.backend != "eager" and getattr(networks, "backend", None) != self.config.backend:
+        if self.config.backend != "eager" and networks.backend != self.config.backend:
             from ..speed import accelerate
 
             networks = accelerate(networks, self.config.backend, device=self.config.device,

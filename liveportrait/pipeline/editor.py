@@ -175,7 +175,7 @@ class Editor:
             raise InputError("eye and lip ratios can be set only on a picture with a detected face")
         with torch.inference_mode():
             return apply_edit(src.base, p.kp_c, p.x_s, edit, angles=src.angles, eye_delta=eye_fn, lip_delta=lip_fn,
-                              stitch_delta=anim.networks.S.stitch_delta if stitching else None, reference=reference)
+                              stitch_delta=anim.stitcher.stitch_delta if stitching else None, reference=reference)
 
     def render_crops(self, src: EditSource, edits: Sequence[Edit], stitching: bool = True) -> np.ndarray:
         """(B, 512, 512, 3) uint8 generated crops: one W and one G call for the whole batch."""
@@ -279,7 +279,7 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
             or (lip_ratio is not None and np.isnan(src.lip).all())):
         raise NoFaceError(f"{source}: no face landmarks in the video, so its eyes and lips cannot be retargeted")
     anim = pipeline.animator
-    x_d = retarget_keypoints(src, anim.networks.S, anim.lip_array.cpu(), eye_ratio, lip_ratio, smooth, silent)
+    x_d = retarget_keypoints(src, anim.stitcher, anim.lip_array.cpu(), eye_ratio, lip_ratio, smooth, silent)
     from ..provenance.c2pa import content_credentials
 
     cfg = pipeline.config  # C2PA Content Credentials when the pipeline signs, with the source video as ingredient

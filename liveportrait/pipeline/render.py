@@ -109,7 +109,7 @@ class RenderStage(Stage):
         cfg, anim = self.config, self.animator
         ref = drv.motion[pick_reference_frame(drv.template, cfg.reference_frame)] if drv.is_video else None
         t = drv.template
-        return source_video_keypoints(src, drv.motion, ref, cfg.motion, anim.networks.S, anim.lip_array.cpu(),
+        return source_video_keypoints(src, drv.motion, ref, cfg.motion, anim.stitcher, anim.lip_array.cpu(),
                                       cfg.source_video_smooth, t.eye_ratio, t.lip_ratio)
 
     def video_renders(self, path, src: SourceVideoMotion | list[SourceVideoMotion],
