@@ -60,6 +60,33 @@ def requires(condition: bool, reason: str) -> pytest.MarkDecorator:
     return pytest.mark.requires(bool(condition), reason)
 
 
+# Under pytest-xdist (scripts/test.sh runs two workers, one a core) each worker computes on one thread: two
+# workers of two threads each would fight over the two cores. Processes the tests start inherit it.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """A folder that ``make(folder)`` fills once per run, shared by the run's xdist workers (each would
+    otherwise build its own copy of the full-size weights): the first worker builds it under a lock."""
+    if not XDIST_WORKER:
+        out = tmp_path_factory.mktemp(name)
+        make(out)
+        return out
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    out, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            out.mkdir(exist_ok=True)
+            make(out)
+            done.touch()
+    return out
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "requires(condition, reason): skip outside CI, fail under CI=true, "
                                        "when condition is false (see tests/conftest.py)")
@@ -67,11 +94,13 @@ def pytest_configure(config):
                                        "(no CUDA device, another OS), so CI may skip it")
 
 
-# What makes a test slow here (seconds to minutes on 2 cores): full-size networks, a real browser, a Ray cluster,
-# a job server in its own process. Such tests carry the ``slow`` mark by what they use, so that
-# ``pytest -m "not slow"`` is the inner loop (minutes) and CI still runs everything.
+# What makes a test slow here (seconds to minutes on 2 cores): full-size networks (audio's too), a real browser,
+# a Ray cluster, a job server in its own process, the animal finder (seconds a picture). Such tests carry the
+# ``slow`` mark by what they use, so that ``pytest -m "not slow"`` is the inner loop (minutes) and CI still runs
+# everything.
 # (fixturenames holds the fixtures a test uses through others too: conformance_outputs counts as synthetic_weights)
-SLOW_FIXTURES = frozenset({"synthetic_weights", "browser_kit", "ray_address", "start_server"})
+SLOW_FIXTURES = frozenset({"synthetic_weights", "audio_weights", "browser_kit", "ray_address", "start_server",
+                           "animal_finder"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -145,9 +174,7 @@ def synthetic_weights(shared_dir: Path, tmp_path_factory) -> Path:
     spec = importlib.util.spec_from_file_location("synth_weights", shared_dir / "conformance" / "synth_weights.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("synthetic_weights")
-    module.write_checkpoints(str(out))
-    return out
+    return made_once(tmp_path_factory, "synthetic_weights", lambda out: module.write_checkpoints(str(out)))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_module, skip_or_fail
+from tests.conftest import made_once, require_module, skip_or_fail
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +26,7 @@ def audio_weights(audio_kit: Path, tmp_path_factory) -> Path:
     spec = importlib.util.spec_from_file_location("synth_weights_audio", audio_kit / "synth_weights_audio.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("audio_weights")
-    module.write_all(str(out), "release")
-    return out
+    return made_once(tmp_path_factory, "audio_weights", lambda out: module.write_all(str(out), "release"))
 
 
 @pytest.fixture(scope="session")
