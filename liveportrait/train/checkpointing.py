@@ -20,10 +20,10 @@ import re
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import InputError
-from ..networks.checkpoint import is_refused_pickle, refused_pickle_error, save_released
+from ..networks import LivePortraitNetworks
+from ..networks.checkpoint import CONFIG_FILE, is_refused_pickle, model_config_json, refused_pickle_error, save_released
 
 FORMAT = "liveportrait-train/1"
 CHECKPOINTS, WEIGHTS, LATEST = "checkpoints", "weights", "latest.txt"
@@ -95,10 +95,15 @@ def resolve_resume(out_dir: str | Path, resume: str | None) -> Path | None:
     return Path(resume)
 
 
-def export_weights(networks: nn.Module, folder: str | Path, info: dict | None = None) -> Path:
-    """Write the five networks in the released layout (plus ``training.json`` describing them)."""
+def export_weights(networks: LivePortraitNetworks, folder: str | Path, info: dict | None = None) -> Path:
+    """Write the five networks in the released layout with the ``config.json`` that names their architecture
+    (a trained tiny or custom model loads as itself, not as the preset its widths suggest), plus
+    ``training.json`` describing the run."""
     folder = Path(folder)
-    save_released(networks, folder)
+    layout = save_released(networks, folder)
+    tmp = layout.config_file.with_name(CONFIG_FILE + ".partial")
+    tmp.write_text(model_config_json(networks.config, networks.model_name), encoding="utf-8")
+    os.replace(tmp, layout.config_file)
     if info is not None:
         tmp = folder / "training.json.partial"
         tmp.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")

@@ -112,7 +112,10 @@ def test_stage1_runs_every_loss_and_exports_released_weights(stage1_run):
     assert all(np.isfinite(v) for r in m for v in r.values())
     out = stage1_run["out"]
     weights = out / "weights"
-    nets = LivePortraitNetworks.from_pretrained(weights, ModelConfig.tiny(), locate=False)  # strict load
+    # strict load; the exported config.json says which architecture, so none is given here
+    nets = LivePortraitNetworks.from_pretrained(weights, locate=False)
+    assert nets.config == ModelConfig.tiny()
+    assert json.loads((weights / "base_models" / "config.json").read_text())["name"] == "tiny"
     assert json.loads((weights / "training.json").read_text())["step"] == 4
     # the exported G carries updated spectral-norm vectors (power iteration ran in training)
     fresh = LivePortraitNetworks(ModelConfig.tiny())
