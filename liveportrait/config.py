@@ -105,13 +105,29 @@ class Number:
             raise ValueError(f"{text!r} is not {'an integer' if self.kind is int else 'a number'}") from None
         if not math.isfinite(value):
             raise ValueError(f"{text!r} is not a finite number")
-        if self.above is not None and not value > self.above:
-            raise ValueError(f"{text} must be greater than {self.above:g}")
-        if self.low is not None and value < self.low:
-            raise ValueError(f"{text} must be at least {self.low:g}")
-        if self.high is not None and value > self.high:
-            raise ValueError(f"{text} must be at most {self.high:g}")
+        problem = self.out_of_bounds(value)
+        if problem:
+            raise ValueError(f"{text} {problem}")
         return value
+
+    def out_of_bounds(self, value) -> str:
+        """What is wrong with a number's size ("must be at least 0"), or ""."""
+        if self.above is not None and not value > self.above:
+            return f"must be greater than {self.above:g}"
+        if self.low is not None and value < self.low:
+            return f"must be at least {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"must be at most {self.high:g}"
+        return ""
+
+    def check(self, value, label: str) -> None:
+        """An InputError unless ``value`` (not text: a config's, the API's or a job's) is a number of this
+        kind within these bounds."""
+        whole = self.kind is int
+        _need(isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value), f"{label} must be a {'whole' if whole else 'finite'} number, got {value!r}")
+        problem = self.out_of_bounds(value)
+        _need(not problem, f"{label} {problem}, got {value!r}")
 
 
 def _word_or_number(text: str, words: tuple[str, ...], message: str) -> Union[int, str]:
@@ -203,6 +219,15 @@ def option_fields(cls) -> list[tuple[tuple[str, ...], Field]]:
         else:
             out.append(((f.name,), f))
     return out
+
+
+def _number(obj, name: str, label: str, like: str | None = None) -> None:
+    """A numeric field checked by the bounds its option parses with (those of ``like``'s where it has none of
+    its own), so that the bounds are written once; None passes where it is the field's default."""
+    value, fields_ = getattr(obj, name), obj.__dataclass_fields__
+    if value is None and field_default(fields_[name]) is None:
+        return
+    next(fl.parse for fl in flags_of(fields_[like or name]) if isinstance(fl.parse, Number)).check(value, label)
 
 
 def api_options(cls) -> dict[str, tuple[str, ...]]:
@@ -312,7 +337,7 @@ class MotionOptions:
         _choice(self.region, "animation region", REGIONS)
         _choice(self.driving_option, "driving option", DRIVING_OPTIONS)
         # a negative multiplier turns a smile into a frown and a blink into wide eyes: not a scale
-        _finite(self.multiplier, "driving multiplier", low=0)
+        _number(self, "multiplier", "driving multiplier")
         _finite(self.lip_normalize_threshold, "lip normalisation threshold", low=0)
         _finite(self.source_video_eye_threshold, "source-video eye threshold", low=0)
         return self
@@ -412,35 +437,30 @@ class AnimateConfig:
         _need(self.face in ("largest", "all") or (isinstance(self.face, int) and not isinstance(self.face, bool)
                                                    and self.face >= 0),
               f"face must be largest, all or a face number from 0, got {self.face!r}")
-        _finite(self.source_scale, "source crop scale", above=0)
-        _finite(self.source_vx, "source crop vx")
-        _finite(self.source_vy, "source crop vy")
+        _number(self, "source_scale", "source crop scale")
+        _number(self, "source_vx", "source crop vx")
+        _number(self, "source_vy", "source crop vy")
         _choice(self.crop_driving, "crop driving", CROP_DRIVING)
-        _need(isinstance(self.source_max_dim, int) and self.source_max_dim >= 0,
-              f"source max dim must be a whole number from 0, got {self.source_max_dim!r}")
-        _need(isinstance(self.source_video_max_dim, int) and self.source_video_max_dim >= 0,
-              f"source video max dim must be a whole number from 0, got {self.source_video_max_dim!r}")
+        _number(self, "source_max_dim", "source max dim")
+        _number(self, "source_video_max_dim", "source video max dim", like="source_max_dim")
         _need(self.reference_frame == "auto" or (isinstance(self.reference_frame, int)
                                                  and not isinstance(self.reference_frame, bool)
                                                  and self.reference_frame >= 0),
               f"reference frame must be a frame number from 0 or auto, got {self.reference_frame!r}")
-        _finite(self.smooth, "smoothing variance", low=0)
-        _finite(self.source_video_smooth, "source-video smoothing variance", low=0)
+        _number(self, "smooth", "smoothing variance")
+        _number(self, "source_video_smooth", "source-video smoothing variance")
         if self.output_format is not None:
             _choice(self.output_format, "output format", OUTPUT_FORMATS)
-        _need(isinstance(self.crf, int) and 0 <= self.crf <= 51, f"crf must be 0 to 51, got {self.crf!r}")
+        _number(self, "crf", "crf")
         _choice(self.audio_from, "audio from", AUDIO_FROM)
-        _need(self.max_frames is None or (isinstance(self.max_frames, int) and not isinstance(self.max_frames, bool)
-                                          and self.max_frames >= 1),
-              f"max frames must be a whole number from 1 (or None: all), got {self.max_frames!r}")
+        _number(self, "max_frames", "max frames (None: all)")
         # provenance.c2pa.C2paSettings (this module sits below provenance: it is recognised by what it does)
         _need(self.c2pa is None or all(callable(getattr(self.c2pa, m, None)) for m in ("read", "check")),
               "c2pa must be None or C2paSettings(cert, key) made in Python (a server's jobs cannot name one), got "
               f"{type(self.c2pa).__name__}")
         _choice(self.device, "device", DEVICES)
         _choice(self.precision, "precision", PRECISIONS)
-        _need(isinstance(self.batch_size, int) and self.batch_size >= 1,
-              f"batch size must be a whole number from 1, got {self.batch_size!r}")
+        _number(self, "batch_size", "batch size")
         _choice(self.backend, "backend", ("auto",) + BACKENDS)
         return self
 
