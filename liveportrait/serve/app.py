@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import LivePortraitError, OutputError
 from ..uploads import UploadLimits, check_upload, load_photo
-from .jobs import FINISHED, JOB_STATES, check_job, job_config
+from .jobs import FINISHED, JOB_OPTIONS, JOB_STATES, check_job, job_config
 from .metrics import exposition, metrics_registry
 from .runner import JobRunner
 from .store import JobStore, QueueFull
@@ -126,7 +126,8 @@ def create_app(store: JobStore, runner: JobRunner, settings: ServerSettings = Se
     @app.post("/v1/jobs", status_code=202, summary="Submit an animation job")
     def submit(source: UploadFile = File(..., description="photo or video with a face"),
                driving: UploadFile = File(..., description="driving video, photo or motion template"),
-               options: str = Form("{}", description="JSON object of AnimateConfig / MotionOptions field names"),
+               options: str = Form("{}", description="JSON object of AnimateConfig / MotionOptions field names "
+                                                     f"and values: {', '.join(JOB_OPTIONS)}"),
                idempotency_key: str | None = Header(None, description="resubmitting with it returns the same job")):
         if idempotency_key is not None:
             if not 0 < len(idempotency_key) <= settings.max_idempotency_key or not idempotency_key.isprintable():

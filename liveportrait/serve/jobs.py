@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import AnimateConfig
+from ..config import AnimateConfig, api_options
 from ..errors import InputError
 
+# a job's options: the Python API's keyword arguments (config.py's fields by name) but the C2PA credentials,
+# which are the server's (its files), for its documentation
+JOB_OPTIONS = tuple(sorted(name for name in api_options(AnimateConfig) if name != "c2pa"))
 VARIANTS = ("human", "animal")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
