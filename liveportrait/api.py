@@ -55,8 +55,10 @@ class LivePortraitPipeline:
     """Networks loaded once, run on the fastest faithful backend for the device; animate, prepare, edit
     and extract motion with them. Thread-compatible, not thread-safe: one call at a time per pipeline."""
 
-    def __init__(self, networks, *, device: str = "auto", precision: str = "auto", backend: str = "auto",
-                 cropper=None, tune_memory: bool = True, variant: str = "human", c2pa=None):
+    # device, precision and backend default to the compute block's (config.ComputeOptions: auto)
+    def __init__(self, networks, *, device: str = ComputeOptions.device, precision: str = ComputeOptions.precision,
+                 backend: str = ComputeOptions.backend, cropper=None, tune_memory: bool = True, variant: str = "human",
+                 c2pa=None):
         from .speed import accelerate
         from .speed.backends import networks_precision
         from .speed.compute import resolve_compute
@@ -85,8 +87,9 @@ class LivePortraitPipeline:
         self.source_cache = SourceCache()
 
     @classmethod
-    def from_pretrained(cls, weights: str | os.PathLike | None = None, *, device: str = "auto",
-                        backend: str = "auto", precision: str = "auto", variant: str = "human",
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, *, device: str = ComputeOptions.device,
+                        backend: str = ComputeOptions.backend, precision: str = ComputeOptions.precision,
+                        variant: str = "human",
                         model_config: str | None = None, download: bool = True, tune_memory: bool = True,
                         quiet: bool = False, c2pa=None, cropper=None) -> "LivePortraitPipeline":
         """``weights``: None (``$LIVEPORTRAIT_WEIGHTS``, then the user cache, downloading there once), a

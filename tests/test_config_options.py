@@ -146,3 +146,17 @@ def test_a_job_takes_the_apis_names_and_rejects_others():
         crf=20, source_scale=2.0, motion=AnimateConfig().motion.but(stitching=False))
     with pytest.raises(InputError, match="unknown option 'scale'.*the options are .*source_scale"):
         job_config({"scale": 2.0})  # the command line's spelling is not a job's: the field's name is
+
+
+def test_the_api_and_the_workers_take_the_compute_blocks_defaults():
+    import inspect
+    from dataclasses import asdict
+
+    from liveportrait.api import LivePortraitPipeline
+    from liveportrait.serve.workers import PipelineSpec
+
+    want = {k: v for k, v in asdict(ComputeOptions()).items() if k != "threads"}
+    for function in (LivePortraitPipeline.__init__, LivePortraitPipeline.from_pretrained):
+        params = inspect.signature(function).parameters
+        assert {k: params[k].default for k in want} == want
+    assert {k: getattr(PipelineSpec(), k) for k in want} == want

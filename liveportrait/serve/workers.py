@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import ComputeOptions
 from ..errors import LivePortraitError
 from .jobs import VARIANTS, JobStopped, Progress, check_job, job_config, job_variant, run_job
 
@@ -33,9 +34,9 @@ class PipelineSpec:
     """How every worker loads its pipeline (the arguments of ``from_pretrained``)."""
 
     weights: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    backend: str = "auto"
+    device: str = ComputeOptions.device  # the compute block's defaults (config.py)
+    precision: str = ComputeOptions.precision
+    backend: str = ComputeOptions.backend
     model_config: str | None = None
     # provenance.c2pa.C2paSettings (checked when made): every job's config gets it, so every result is signed
     c2pa: object | None = None
