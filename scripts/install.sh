@@ -5,14 +5,14 @@
 #   bash scripts/install.sh app      # and the web app (liveportrait app: Gradio)
 #   bash scripts/install.sh dev      # the tool, every extra and what the tests need
 #
-# Extras (pyproject.toml): app, train, onnx, openvino, serve, audio, c2pa, dev; several at once: `install.sh app onnx`.
+# Extras (pyproject.toml): app, train, onnx, openvino, serve, audio, c2pa, live, dev; several at once: `install.sh app onnx`.
 #
 # PyTorch comes first so that pip does not pick a build for us: LIVEPORTRAIT_TORCH names the
 # requirement (default torch==2.13.0) and LIVEPORTRAIT_TORCH_INDEX an index to take it from, e.g.
 # https://download.pytorch.org/whl/cpu for the small CPU-only build, or .../whl/cu128 for CUDA 12.8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KNOWN_EXTRAS="app train onnx openvino serve audio c2pa dev"
+KNOWN_EXTRAS="app train onnx openvino serve audio c2pa live dev"
 extras=""
 for name in "$@"; do
   case " $KNOWN_EXTRAS " in
