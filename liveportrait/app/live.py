@@ -30,7 +30,8 @@ LIVE_PANEL = """
 LIVE_SCRIPT = """
 <script>
 (() => {
-  const lp = window.lpLive = {pc: null, channel: null, stream: null, token: null, frames: 0, stats: null};
+  const lp = window.lpLive = {pc: null, channel: null, stream: null, token: null, frames: 0, stats: null,
+                              iceServers: %(ice)s};
   const el = (id) => document.getElementById(id);
   const say = (text) => { const m = el("live-message"); if (m) m.textContent = text || ""; };
   const url = (path) => new URL(path.replace(/^\\//, ""), document.baseURI).toString();
@@ -108,7 +109,7 @@ LIVE_SCRIPT = """
     }
     if (lp.token !== token) { stream.getTracks().forEach((t) => t.stop()); return; }
     lp.stream = stream;
-    const pc = lp.pc = new RTCPeerConnection({iceServers: []});
+    const pc = lp.pc = new RTCPeerConnection({iceServers: lp.iceServers});
     const channel = lp.channel = pc.createDataChannel("live");
     channel.onmessage = (event) => {
       const m = JSON.parse(event.data);
@@ -154,22 +155,31 @@ LIVE_SCRIPT = """
   window.addEventListener("pagehide", () => tellServer(lp.token));
 })();
 </script>
-""" % {"offer": OFFER_PATH, "stop": STOP_PATH}
+"""
+
+
+def live_script(ice: list[dict]) -> str:
+    """The page's script, with the STUN/TURN servers of ``$LIVEPORTRAIT_ICE_SERVERS`` (none by default)."""
+    return LIVE_SCRIPT % {"offer": OFFER_PATH, "stop": STOP_PATH, "ice": json.dumps(ice).replace("<", "\\u003c")}
 
 
 class LiveTab:
     """The Live tab's server side: sessions of the app's pipeline on one hub (see :mod:`liveportrait.live`)."""
 
     def __init__(self, backend, hub=None):
+        from ..live.webrtc import ice_servers
+
         self.backend = backend
         self._hub = hub
+        self.ice = ice_servers()  # a malformed $LIVEPORTRAIT_ICE_SERVERS: one line before the app starts
+        self.script = live_script(self.ice)
 
     @property
     def hub(self):
         if self._hub is None:
             from ..live.webrtc import LiveHub
 
-            self._hub = LiveHub()
+            self._hub = LiveHub(ice=self.ice)
         return self._hub
 
     def start(self, photo, relative: bool = True, paste_back: bool = True, smoothing: float = 0.0,

@@ -28,7 +28,7 @@ from ..pipeline.editor import EDIT_CROP_SCALE  # noqa: E402
 from ..uploads import UploadLimits, check_upload  # noqa: E402
 from .backend import AppBackend  # noqa: E402
 from .examples import Example, example_sets, write_examples  # noqa: E402
-from .live import LIVE_SCRIPT, LiveTab, build_live_tab  # noqa: E402
+from .live import LiveTab, build_live_tab  # noqa: E402
 
 DEFAULT = AnimateConfig()  # the controls' starting values: the config's defaults, written once there
 
@@ -609,7 +609,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, sh
                          allowed_paths=allowed_paths or [], max_file_size=f"{int(max_file_mb)}mb",
                          footer_links=["api", "settings"], run_history=False, ssr_mode=False, pwa=False,
                          mcp_server=False, enable_monitoring=False, css=APP_CSS,
-                         head=LIVE_SCRIPT if getattr(demo, "live", None) else None)
+                         head=demo.live.script if getattr(demo, "live", None) else None)
     if getattr(demo, "live", None) is not None:
         demo.live.add_routes(demo.app)  # the Live tab's signalling, on the app's own server
     if not quiet:

@@ -64,6 +64,9 @@ def _stay_offline() -> None:
 def run(args: argparse.Namespace) -> int:
     require_extra("app", ("gradio", "gradio_client"), "the web app")
     c2pa = c2pa_settings(args)  # bad C2PA credentials: one line and exit code 8, before any network loads
+    from ..live.webrtc import ice_servers
+
+    ice_servers()  # a malformed $LIVEPORTRAIT_ICE_SERVERS (the Live tab's STUN/TURN): one line, exit code 2, now
     if args.share:
         print(SHARE_WARNING, file=sys.stderr)
     from .._lazy import is_loopback

@@ -45,6 +45,29 @@ NO_FACE = "No face in the camera's picture yet: look into the camera."
 GONE = "The browser stopped sending (a closed tab or a lost connection): the session ended."
 
 
+ICE_ENV = "LIVEPORTRAIT_ICE_SERVERS"
+
+
+def ice_servers(text: str | None = None) -> list[dict]:
+    """STUN/TURN servers for remote use, from ``$LIVEPORTRAIT_ICE_SERVERS`` (JSON, as a browser takes them:
+    ``[{"urls": "turn:host:3478", "username": "u", "credential": "p"}]``); none by default."""
+    import os
+
+    text = os.environ.get(ICE_ENV, "") if text is None else text
+    if not text.strip():
+        return []
+    try:
+        servers = json.loads(text)
+    except ValueError:
+        servers = None
+    keys = {"urls", "username", "credential"}
+    if not (isinstance(servers, list) and all(isinstance(s, dict) and "urls" in s and set(s) <= keys
+                                              for s in servers)):
+        raise InputError(f'{ICE_ENV} must be a JSON list like [{{"urls": "stun:stun.example.org:3478"}}] (keys: '
+                         f"urls, username, credential)")
+    return servers
+
+
 class PushedFrames(FrameSource):
     """A source fed from outside (the peer's track): no thread of its own."""
 
@@ -69,11 +92,12 @@ class LiveSession:
     """One browser's stream: its peer connection, the engine on its threads, the watchdog."""
 
     def __init__(self, hub: "LiveHub", token: str, pending: Pending):
-        from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
         self.hub, self.token = hub, token
         self.engine, self.camera, self.still = pending.engine, pending.camera, pending.still
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing outside is asked
+        # no STUN/TURN unless configured: nothing outside is asked
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in hub.ice_servers]))
         self.source = PushedFrames()
         self.output = _portrait_track()
         self.channel = None
@@ -243,8 +267,10 @@ class LiveHub:
     """Every live session of one server, on one asyncio loop thread (started with the first session)."""
 
     def __init__(self, max_sessions: int = 2, first_frame_timeout: float = 10.0, idle_timeout: float = 10.0,
-                 no_face_after: float = 3.0, report_every: float = 0.5, pending_timeout: float = 120.0):
+                 no_face_after: float = 3.0, report_every: float = 0.5, pending_timeout: float = 120.0,
+                 ice: list[dict] | None = None):
         self.max_sessions = max_sessions
+        self.ice_servers = ice_servers() if ice is None else ice
         self.first_frame_timeout, self.idle_timeout = first_frame_timeout, idle_timeout
         self.no_face_after, self.report_every, self.pending_timeout = no_face_after, report_every, pending_timeout
         self.loop: asyncio.AbstractEventLoop | None = None

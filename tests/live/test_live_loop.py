@@ -387,3 +387,22 @@ def test_an_offer_for_no_session_and_too_many_sessions_are_refused(portrait):
         assert hub.stop(token) and hub.pending == {}
     finally:
         hub.close()
+
+
+def test_stun_and_turn_servers_come_from_the_environment_and_a_bad_value_is_one_line(monkeypatch, tmp_path):
+    from liveportrait.errors import InputError
+    from liveportrait.live.webrtc import ICE_ENV, LiveHub, ice_servers
+
+    monkeypatch.delenv(ICE_ENV, raising=False)
+    assert ice_servers() == [] and LiveHub().ice_servers == []  # none by default: nothing outside is asked
+    turn = '[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]'
+    monkeypatch.setenv(ICE_ENV, turn)
+    assert LiveHub().ice_servers == [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
+    for bad in ('{"urls": "stun:x"}', "stun:x", '[{"url": "stun:x"}]'):
+        with pytest.raises(InputError, match=ICE_ENV):
+            ice_servers(bad)
+    # the app refuses it before loading any network
+    env = {**os.environ, ICE_ENV: "stun:x"}
+    run = subprocess.run([sys.executable, "-m", "liveportrait.cli", "app", "--weights", str(tmp_path / "none"),
+                          "--port", "0"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and ICE_ENV in run.stderr and "Traceback" not in run.stderr, run.stderr
