@@ -34,7 +34,7 @@ from ..networks.generator import SPADEDecoder
 from ..networks.outputs import WarpingOutput
 from ..networks.warping import WarpingNetwork, make_coordinate_grid
 from . import kernels
-from .fastnets import FastWarping, _SN1x1, _sn_weight, _spade_gb, fold_bn
+from .fastnets import FastWarping, _SN1x1, _sn_weight, _spade_gb, flush_subnormal_, fold_bn
 from .winograd import CachedTransform, FFTConv3d
 
 BF16 = torch.bfloat16
@@ -435,7 +435,7 @@ class Bf16Warping(CachedTransform):
         grid = make_coordinate_grid((d, h, w), kp_source)
         sparse = dm.sparse_motions(grid, kp_driving, kp_source)
         deformed = dm.deformed_features(feature, sparse)
-        heat = dm.heatmaps(grid, kp_driving, kp_source).to(deformed.dtype)
+        heat = flush_subnormal_(dm.heatmaps(grid, kp_driving, kp_source).to(deformed.dtype))
         skips = [channels_last(torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w))]
         for conv in p["down"]:
             skips.append(pool_hw(F.relu_(conv(skips[-1]))))
