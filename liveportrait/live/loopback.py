@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .webrtc import PTS_GAP, VIDEO_CLOCK, LiveHub
+from .webrtc import ECHO_TICKS, PTS_GAP, VIDEO_CLOCK, LiveHub
 
 
 @dataclass
@@ -34,8 +34,9 @@ class LoopbackResult:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
 
 
-def _nearest(sent: dict[int, float], pts: int, within: int = VIDEO_CLOCK // 200) -> float | None:
-    """When the camera frame of ``pts`` was sent (pts may come back rounded to milliseconds)."""
+def _nearest(sent: dict[int, float], pts: int, within: int = ECHO_TICKS // 2) -> float | None:
+    """When the camera frame of ``pts`` was sent (pts may come back rounded to milliseconds; a frame's echo,
+    ECHO_TICKS later, matches none)."""
     for p in (pts, *range(pts - within, pts + within + 1)):
         if p in sent:
             return sent[p]
@@ -106,12 +107,11 @@ async def run_client(hub: LiveHub, token: str, frames: list[np.ndarray], fps: fl
             except MediaStreamError:
                 return
             now = time.perf_counter()
-            if not frame.pts:  # pts 0: the still shown before the first animated frame
-                continue
             shot = _nearest(sent, frame.pts - PTS_GAP)  # the camera frame this portrait frame was made from
+            if shot is None:  # the still shown before the first animated frame, or an echo
+                continue
             result.received += 1
-            if shot is not None:
-                result.latencies_ms.append((now - shot) * 1e3)
+            result.latencies_ms.append((now - shot) * 1e3)
             result.last_frames = (result.last_frames + [frame.to_ndarray(format="rgb24")])[-3:]
             if neutral_at is not None and result.received == neutral_at and channel.readyState == "open":
                 channel.send("neutral")

@@ -37,6 +37,7 @@ VIDEO_CLOCK = 90_000  # RTP's video clock: a frame's pts counts 1/90000 s
 # a portrait frame's pts is its camera frame's plus this (10 ms): the still, sent first, has pts 0 (the peer counts
 # pts from its first frame, and a decoder may round them to milliseconds)
 PTS_GAP = VIDEO_CLOCK // 100
+ECHO_TICKS = VIDEO_CLOCK // 1000  # a frame's echo follows it by 1 ms (see the output track's recv)
 HUB_THREAD = "liveportrait-webrtc"  # the hub's loop (one per server; a session's threads are THREAD_PREFIX-*)
 
 NO_FRAMES = ("The camera sends no pictures: is another program using it? Close that program, then press Start "
@@ -414,6 +415,7 @@ def _portrait_track():
             super().__init__()
             self._latest: tuple[np.ndarray, int] | None = None
             self.first: np.ndarray | None = None  # sent before any rendered frame, with pts 0
+            self._echo: tuple[np.ndarray, int] | None = None
             self._new = asyncio.Event()
             self._ended = False
 
@@ -427,9 +429,15 @@ def _portrait_track():
             self.stop()
 
         async def recv(self):
+            """The newest frame; right after each, the same picture again (1 ms later) once: a receiver that
+            hands a frame over only when the next one begins (aiortc's does) then does not wait a whole frame
+            interval for it. Browsers do not wait; for them the echo is an unchanged picture, cheap to code."""
             if self.first is not None and not self._ended:
                 frame, self.first = self.first, None
-                return self._video_frame(frame, 0)
+                return self._sent(frame, 0)
+            if self._echo is not None and self._latest is None and not self._ended:
+                (frame, pts), self._echo = self._echo, None
+                return self._video_frame(frame, pts)
             while self._latest is None and not self._ended:
                 self._new.clear()
                 await self._new.wait()
@@ -437,6 +445,10 @@ def _portrait_track():
                 raise MediaStreamError
             frame, pts = self._latest
             self._latest = None
+            return self._sent(frame, pts)
+
+        def _sent(self, frame: np.ndarray, pts: int):
+            self._echo = (frame, pts + ECHO_TICKS)
             return self._video_frame(frame, pts)
 
         @staticmethod
