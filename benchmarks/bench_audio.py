@@ -99,7 +99,7 @@ def first_frame_child(weights: str, audio: str, photo: str) -> dict:
     engine = pipe.engine(pipe._config(None))
     image = limit_size(read_image(photo), engine.config.source_max_dim)
     t1 = time.perf_counter()
-    faces = engine.prepare_image(image)
+    faces = engine.source.prepare_image(image)
     prepare = time.perf_counter() - t1
     window = {}
     stream = model.stream

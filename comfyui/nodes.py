@@ -212,7 +212,7 @@ class PrepareSource:
         config = _config(pipe, **options)  # checks every option now
         source = LPSource(image, float(fps), options)
         first = source.photo()
-        crops = pipe.engine(config).source_crops(first)
+        crops = pipe.engine(config).source.crops(first)
         batch = FrameBatch(len(crops))
         for fc in crops:
             batch.add(fc.crop_512 if fc is not None else _square_512(first))

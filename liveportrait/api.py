@@ -79,9 +79,11 @@ class LivePortraitPipeline:
         same = networks.backend == c.backend and networks.precision == \
             networks_precision(c.backend, c.device, c.precision)
         self.networks = networks if same else accelerate(networks, c.backend, device=c.device, precision=c.precision)
-        self._cropper = cropper
+        from .pipeline.stage import FaceModels
+
+        self.faces = FaceModels(cropper)  # made on first use, shared by every call's stages
         self._progress_kwargs: dict[str, Any] = {}
-        from .pipeline.render import SourceCache
+        from .pipeline.source import SourceCache
 
         # photos prepared by earlier calls (crop, F, M), so many drivings of one photo prepare it once
         self.source_cache = SourceCache()
@@ -138,20 +140,12 @@ class LivePortraitPipeline:
 
     @property
     def cropper(self):
-        if self._cropper is None:
-            from .face.cropper import Cropper
-
-            self._cropper = Cropper()
-        return self._cropper
+        return self.faces.cropper
 
     @property
     def animal_finder(self):
         """The cat and dog face finder, made once per pipeline (not per call); it skips human faces."""
-        if getattr(self, "_animal_finder", None) is None:
-            from .face.animal import AnimalFaceFinder
-
-            self._animal_finder = AnimalFaceFinder(human=self.cropper)
-        return self._animal_finder
+        return self.faces.animal_finder
 
     def _progress(self, iterable, total, desc):
         if self._progress_kwargs.get("disable"):
@@ -170,8 +164,7 @@ class LivePortraitPipeline:
         self._check_variant(config)
         return Pipeline(self.networks, config.but(device=c.device, precision=c.precision, backend=c.backend,
                                                   c2pa=config.c2pa or self.c2pa),
-                        cropper=self.cropper, progress=progress or self._progress, source_cache=self.source_cache,
-                        animal_finder=self.animal_finder if config.animal else None)
+                        progress=progress or self._progress, source_cache=self.source_cache, faces=self.faces)
 
     # -- animate ------------------------------------------------------------------------------------
 
@@ -249,7 +242,7 @@ class LivePortraitPipeline:
         from .plan import as_input
 
         config = self._config(None, **options)
-        return self.engine(config).load_driving(as_input(driving, "driving")).template
+        return self.engine(config).driving.load(as_input(driving, "driving")).template
 
     # -- edit ------------------------------------------------------------------------------------------
 
@@ -368,23 +361,15 @@ class AnimationOutput:
         if unknown:
             raise InputError(f"save() takes {', '.join(allowed)}, not {', '.join(unknown)}")
         config = self._engine.config.but(**options).check()
-        engine = _with_config(self._engine, config) if options else self._engine
-        return self.save_planned(self._plan.with_output(path, config), engine)
+        return self.save_planned(self._plan.with_output(path, config), config)
 
-    def save_planned(self, plan: JobPlan, engine=None):
-        """``save`` to the output of a plan checked already (``plan_job`` with an output)."""
+    def save_planned(self, plan: JobPlan, config: AnimateConfig | None = None):
+        """``save`` to the output of a plan checked already (``plan_job`` with an output), written as ``config``
+        says (this animation's own by default)."""
         from .pipeline import write
 
-        return write(replace(self._r, frames=self._take()), plan, engine or self._engine)
-
-
-def _with_config(engine, config: AnimateConfig):
-    """The same engine (networks, face finder) with output options changed."""
-    import copy
-
-    other = copy.copy(engine)
-    other.config = config
-    return other
+        return write(replace(self._r, frames=self._take()), plan, config or self._engine.config,
+                     self._engine.context.progress)
 
 
 def export_to_video(frames, path: str | os.PathLike, fps: float | Fraction = 25, *, audio_from=None,

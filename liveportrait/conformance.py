@@ -181,8 +181,8 @@ def _driving(motion: Motion, is_video: bool):
 
 def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The ``v2v_*`` outputs of a video-to-video fixture through the pipeline's own source-video path:
-    pass 1 (``source_video_motions``), the keypoints of every variant (``video_keypoints``: composition,
-    Kalman smoothing, pre-animation deltas, stitching) and pass 2 (``animate_video``). The frames are
+    pass 1 (``source.video_motions``), the keypoints of every variant (``video_keypoints``: composition,
+    Kalman smoothing, pre-animation deltas, stitching) and pass 2 (``frames.animate_video``). The frames are
     taken as already framed (``--crop none``, no paste-back), as the reference was run."""
     from .config import AnimateConfig
     from .face.cropper import Cropper
@@ -197,7 +197,7 @@ def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     drv = template_motion(inputs)
     video, image = _driving(drv, True), _driving(drv[0], False)
     base = AnimateConfig(crop="none", paste_back=False)
-    record = Pipeline(nets, base, cropper).source_video_motions(source, len(video))[0]
+    record = Pipeline(nets, base, cropper).source.video_motions(source, len(video))[0]
 
     out: dict[str, np.ndarray] = {}
     motion = record.motion
@@ -213,11 +213,11 @@ def video_outputs(nets, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         motion_opts = {k: v for k, v in opts.items() if k not in config_fields}
         config = base.but(motion=MotionOptions(**motion_opts), **{k: v for k, v in opts.items() if k in config_fields})
         pipe = Pipeline(nets, config, cropper)
-        x_d = pipe.video_keypoints(record, driving)
+        x_d = pipe.frames.video_keypoints(record, driving)
         out[f"v2v_{name}_kp_driving"] = _np(x_d)
         if name in VIDEO_RENDERED:
             renders = [torch.cat([r for _, r in faces]) if faces else torch.empty(0, 3, 512, 512)
-                       for _, faces in pipe.video_renders(source, record, x_d[: VIDEO_RENDERED[name]])]
+                       for _, faces in pipe.frames.video_renders(source, record, x_d[: VIDEO_RENDERED[name]])]
             out[f"v2v_{name}_out"] = _np(torch.cat(renders))
     return out
 

@@ -17,7 +17,7 @@ from .drive import AudioDriving, keypoint_batches
 
 def animate_image_audio(pipeline, image: np.ndarray, faces: list, driving: AudioDriving) -> Iterator[np.ndarray]:
     """Output frames for a still source moved by speech: the same motion for every face, pasted back.
-    ``pipeline`` is a ``liveportrait.pipeline.Pipeline``; ``faces`` its ``prepare_image(image)``."""
+    ``pipeline`` is a ``liveportrait.pipeline.Pipeline``; ``faces`` its ``source.prepare_image(image)``."""
     from ..pipeline.render import compose_faces
 
     cfg, anim = pipeline.config, pipeline.animator
@@ -42,7 +42,7 @@ def speech_job(source, driving: AudioDriving, pipeline):
         raise InputError("speech drives a photo; give an image as the source")
     original = src.image if src.image is not None else read_image(src.path)
     image = limit_size(original, pipeline.config.source_max_dim)
-    faces = pipeline.prepare_image(image, shrink_scale(original.shape, image))
+    faces = pipeline.source.prepare_image(image, shrink_scale(original.shape, image))
     frames = animate_image_audio(pipeline, image, faces, driving)
     rendering = Rendering(frames, driving.fps, len(driving), len(faces), driving.path, False, None,
                           [f.crop for f in faces])

@@ -66,4 +66,4 @@ def resolve_pose(checked: PoseTrack | PendingVideoPose | None, pipeline) -> Pose
     """The pose track; a video's motion is extracted by ``pipeline`` (a ``liveportrait.pipeline.Pipeline``)."""
     if not isinstance(checked, PendingVideoPose):
         return checked
-    return PoseTrack.from_template(pipeline.load_driving(checked.path).template, name=checked.path.name)
+    return PoseTrack.from_template(pipeline.driving.load(checked.path).template, name=checked.path.name)

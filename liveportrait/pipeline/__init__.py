@@ -8,8 +8,10 @@ Two passes keep memory flat however long the videos are. The stages, in the orde
 * ``render.py``: pass 2, the frames, made lazily one at a time (decode, render, paste back);
 * ``output.py``: the frames streamed into a temporary file, renamed only when everything succeeded.
 
-``core.Pipeline`` holds the networks, options and face models and has every stage's methods; ``run``
-(plan, render, write) is the whole job. The public entry point is ``liveportrait.LivePortraitPipeline``.
+``core.Pipeline`` holds the networks, options and face models (one ``stage.StageContext``) and a stage object of
+each: ``pipeline.driving``, ``pipeline.source``, ``pipeline.frames``. ``render`` calls them in order and returns the
+lazy ``Rendering``; ``write`` streams it into a file; ``run`` (plan, render, write) is the whole job. The public
+entry point is ``liveportrait.LivePortraitPipeline``.
 """
 
 from __future__ import annotations

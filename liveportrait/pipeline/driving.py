@@ -62,7 +62,7 @@ def pick_reference_frame(template, choice: Union[int, str]) -> int:
 class DrivingStage(Stage):
     """Extracts a driving's motion: M on every frame (in batches), with its face tracked and measured."""
 
-    def load_driving(self, driving) -> DrivingMotion:
+    def load(self, driving) -> DrivingMotion:
         """Pass 1 of a driving (a path or a planned ``MediaInput``): its motion, extracted once."""
         from ..plan import as_input
 
@@ -110,7 +110,7 @@ class DrivingStage(Stage):
             name = video.name if isinstance(video, MediaInput) else Path(video).name
             builder = TemplateBuilder(info.fps, meta={"source": name})
             batch: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
-            for frame in self._progress(reader, info.frame_count, "driving motion"):
+            for frame in self.progress(reader, info.frame_count, "driving motion"):
                 batch.append(self._driving_crop_256(frame, tracker))
                 if len(batch) == max(1, self.config.batch_size * 4):
                     self._append_motion(builder, batch)

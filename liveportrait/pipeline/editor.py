@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,15 +36,10 @@ from ..motion.editing import (
     rotation_angles,
 )
 from ..motion.video import retarget_keypoints
-
-Progress = Callable[[Iterator, "int | None", str], Iterator]
+from .stage import Progress, no_progress
 
 EDIT_CROP_SCALE = 2.5  # the reference editor's crop scale (its sliders go 1.8 to 3.2)
 EDIT_MAX_DIM = 1280  # the reference editor limits pictures to 1280 pixels
-
-
-def _no_progress(it, total, desc):
-    return it
 
 
 @dataclass
@@ -214,7 +209,7 @@ class Editor:
         from ..media import VideoWriter
         from ..provenance import Stamp
 
-        progress = progress or _no_progress
+        progress = progress or no_progress
         total = len(frame_times(keyframes, fps, duration))
         stamp = Stamp(watermark=watermark, c2pa=c2pa)
         output = Path(output)
@@ -274,7 +269,7 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
     if eye_ratio is None and lip_ratio is None and not silent:
         raise InputError("give a target eye ratio, a target lip ratio, or silent lips")
     info = probe(source)
-    src = pipeline.source_video_motion(source, max_frames)
+    src = pipeline.source.video_motion(source, max_frames)
     if ((eye_ratio is not None and np.isnan(src.eye).all())
             or (lip_ratio is not None and np.isnan(src.lip).all())):
         raise NoFaceError(f"{source}: no face landmarks in the video, so its eyes and lips cannot be retargeted")
@@ -286,9 +281,9 @@ def retarget_video(pipeline, source: str | os.PathLike, output: str | os.PathLik
     stamp = Stamp(watermark=cfg.watermark, c2pa=content_credentials(cfg.c2pa, backend=cfg.backend,
                                                                      precision=cfg.precision, source=source))
     output.parent.mkdir(parents=True, exist_ok=True)
-    frames = pipeline.animate_video(source, src, x_d)
+    frames = pipeline.frames.animate_video(source, src, x_d)
     with VideoWriter(output, info.fps, crf=crf, audio_from=source if info.has_audio else None,
                      stamp=stamp) as writer:  # labels and watermarks every frame
-        for frame in (progress or _no_progress)(frames, len(x_d), "retargeting"):
+        for frame in (progress or no_progress)(frames, len(x_d), "retargeting"):
             writer.write(frame)
     return RetargetResult(output, writer.frames_written, info.fps, writer.has_audio, time.perf_counter() - t0)

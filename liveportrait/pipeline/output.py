@@ -7,15 +7,13 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from ..config import AnimateConfig
 from ..plan import JobPlan
 from ..provenance import Stamp
 from .render import Rendering
-
-if TYPE_CHECKING:
-    from .core import Pipeline
+from .stage import Progress, no_progress
 
 
 @dataclass
@@ -40,24 +38,24 @@ class AnimationResult:
         return f"{self.frames} frame{'s' if self.frames != 1 else ''}, {float(self.fps):g} fps, {sound}, {faces}"
 
 
-def write(rendering: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
-    """Stream a rendering into ``plan``'s output (and comparison, and motion template) atomically;
-    a failure leaves no partial file and no folder this made."""
+def write(rendering: Rendering, plan: JobPlan, config: AnimateConfig, progress: Progress = no_progress
+          ) -> AnimationResult:
+    """Stream a rendering into ``plan``'s output (and comparison, and motion template) atomically, encoded and
+    stamped as ``config`` says; a failure leaves no partial file and no folder this made."""
     from ..files import remove_new_folders_on_error
 
     if plan.output is None:
         raise ValueError("the plan has no output: plan_job(..., decide_output=True) or plan.with_output(path)")
     t0 = time.perf_counter()
     with remove_new_folders_on_error(*plan.paths_written):
-        result = _write_outputs(rendering, plan, pipeline)
+        result = _write_outputs(rendering, plan, config, progress)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def _write_outputs(r: Rendering, plan: JobPlan, pipeline: Pipeline) -> AnimationResult:
+def _write_outputs(r: Rendering, plan: JobPlan, cfg: AnimateConfig, progress: Progress) -> AnimationResult:
     from ..media import save_template
 
-    cfg = pipeline.config
     out_path, comparison_path = plan.output, plan.comparison if r.comparison else None
     from ..provenance.c2pa import for_plan  # C2PA Content Credentials, when the config has a certificate
 
@@ -73,8 +71,8 @@ def _write_outputs(r: Rendering, plan: JobPlan, pipeline: Pipeline) -> Animation
         write_image(out_path, frame, stamp=stamp)
         result = AnimationResult(out_path, 1, r.fps, r.faces, False, None, comparison_path)
     else:
-        written, has_audio = _write_video(out_path, plan.output_kind, r.frames, r.fps, r.total, r.audio, pipeline,
-                                          stamp, comparison_path, paired=r.comparison)
+        written, has_audio = _write_video(out_path, plan.output_kind, r.frames, r.fps, r.total, r.audio, cfg,
+                                          progress, stamp, comparison_path, paired=r.comparison)
         result = AnimationResult(out_path, written, r.fps, r.faces, has_audio, None, comparison_path)
     if plan.template is not None and r.template is not None:
         # the driving's motion, reusable without its faces (written only once the output exists)
@@ -97,11 +95,10 @@ def _open_writer(path: Path, kind: str, fps: Fraction, audio: Path | None, cfg: 
 
 
 def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: int, audio: Path | None,
-                 pipeline: Pipeline, stamp: Stamp, comparison: Path | None = None,
+                 cfg: AnimateConfig, progress: Progress, stamp: Stamp, comparison: Path | None = None,
                  paired: bool = False) -> tuple[int, bool]:
     """Stream frames into the output (and the comparison video); both appear only if all succeeded.
     ``paired``: the frames come as (frame, comparison panel)."""
-    cfg = pipeline.config
     writer = _open_writer(path, kind, fps, audio, cfg, stamp)
     side = None
     try:
@@ -110,7 +107,7 @@ def _write_video(path: Path, kind: str, frames: Iterator, fps: Fraction, total: 
         from ..media.streams import prefetch
 
         # the networks run one frame ahead in a thread while this one pastes and encodes
-        for item in pipeline._progress(prefetch(frames, depth=2), total, "animating"):
+        for item in progress(prefetch(frames, depth=2), total, "animating"):
             if paired:
                 item, concat = item
                 if side is not None:

@@ -4,8 +4,6 @@ frame and rendered with its driving keypoints; pasted back. Lazily: a frame is m
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,53 +26,8 @@ if TYPE_CHECKING:
     from .core import Pipeline
 
 
-# the options a photo's preparation depends on (crop, F and M, the ratios, the paste-back mask)
-PREPARE_FIELDS = ("crop", "face", "source_scale", "source_vx", "source_vy", "paste_back", "motion", "animal")
-
-
-class SourceCache:
-    """The last few prepared photos, by content and preparation options: a server or batch worker that
-    animates one photo with many drivings crops it and runs F and M on it once."""
-
-    def __init__(self, size: int = 4):
-        self.size = size
-        self._items: OrderedDict[tuple, list[SourceFace]] = OrderedDict()
-        self.hits = 0
-
-    @staticmethod
-    def key(image: np.ndarray, config, box_scale=(1.0, 1.0)) -> tuple:
-        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-        return (digest, image.shape, tuple(box_scale), *(repr(getattr(config, f, None)) for f in PREPARE_FIELDS))
-
-    def get(self, key: tuple) -> list[SourceFace] | None:
-        faces = self._items.get(key)
-        if faces is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-        return faces
-
-    def put(self, key: tuple, faces: list[SourceFace]) -> None:
-        self._items[key] = faces
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
-def prepared_faces(pipeline: "Pipeline", image: np.ndarray, box_scale=(1.0, 1.0)) -> list[SourceFace]:
-    """``pipeline.prepare_image(image, box_scale)``, from the pipeline's ``source_cache`` when it has one."""
-    cache = getattr(pipeline, "source_cache", None)
-    if cache is None:
-        return pipeline.prepare_image(image, box_scale)
-    key = SourceCache.key(image, pipeline.config, box_scale)
-    faces = cache.get(key)
-    if faces is None:
-        faces = pipeline.prepare_image(image, box_scale)
-        cache.put(key, faces)
-    return faces
-
-
-class RenderStage(Stage):
-    """Renders frames from prepared sources and driving motion."""
+class FrameStage(Stage):
+    """Pass 2: renders the frames from prepared sources and driving motion, lazily."""
 
     def animate_image(self, image: np.ndarray, faces: list[SourceFace],
                       drivings: list[DrivingMotion]) -> Iterator[np.ndarray]:
@@ -191,16 +144,16 @@ def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
     """Pass 1 (driving and source motion, source preparation) now; pass 2 (the frames) lazily."""
     cfg = pipeline.config
     src, source_is_video = plan.src, plan.src.kind == "video"
-    drivings = [pipeline.load_driving(d) for d in plan.drivings]
+    drivings = [pipeline.driving.load(d) for d in plan.drivings]
     main = drivings[0]
     crops: list = []
     if source_is_video:
         video_drivings = [len(d) for d in drivings if d.is_video]
         limit = min(video_drivings) if video_drivings else None
-        srcs = pipeline.source_video_motions(src, limit)
+        srcs = pipeline.source.video_motions(src, limit)
         _check_driving_count(len(drivings), len(srcs))
-        x_ds = [pipeline.video_keypoints(s, drivings[i if len(drivings) > 1 else 0]) for i, s in enumerate(srcs)]
-        frames = pipeline.animate_video(src, srcs, x_ds)
+        x_ds = [pipeline.frames.video_keypoints(s, drivings[i if len(drivings) > 1 else 0]) for i, s in enumerate(srcs)]
+        frames = pipeline.frames.animate_video(src, srcs, x_ds)
         total, n_faces = min(len(x) for x in x_ds), len(srcs)
         audio_candidates = [main.path if main.has_audio else None, src.path if src.has_audio else None]
     else:
@@ -210,11 +163,11 @@ def render(plan: JobPlan, pipeline: Pipeline) -> Rendering:
 
             image = read_image(src.path)
         limited = limit_size(image, cfg.source_max_dim)
-        faces = prepared_faces(pipeline, limited, shrink_scale(image.shape, limited))
+        faces = pipeline.source.prepared(limited, shrink_scale(image.shape, limited))
         image = limited
         _check_driving_count(len(drivings), len(faces))
         crops = [f.crop for f in faces]
-        frames = pipeline.animate_image(image, faces, drivings)
+        frames = pipeline.frames.animate_image(image, faces, drivings)
         total, n_faces = max(len(d) for d in drivings), len(faces)
         audio_candidates = [main.path if main.has_audio else None, None]
     if cfg.audio_from == "source":

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -15,7 +17,7 @@ from ..errors import InputError
 from ..motion.compose import Motion
 from ..motion.video import SourceVideoMotion
 from .frames import input_name, open_frames, resize_256, resize_to_limit, shrink_scale
-from .stage import Stage
+from .stage import Stage, StageContext
 
 
 @dataclass
@@ -25,10 +27,46 @@ class SourceFace:
     paste: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
 
 
+# the options a photo's preparation depends on (crop, F and M, the ratios, the paste-back mask)
+PREPARE_FIELDS = ("crop", "face", "source_scale", "source_vx", "source_vy", "paste_back", "motion", "animal")
+
+
+class SourceCache:
+    """The last few prepared photos, by content and preparation options: a server or batch worker that
+    animates one photo with many drivings crops it and runs F and M on it once."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: OrderedDict[tuple, list[SourceFace]] = OrderedDict()
+        self.hits = 0
+
+    @staticmethod
+    def key(image: np.ndarray, config, box_scale=(1.0, 1.0)) -> tuple:
+        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        return (digest, image.shape, tuple(box_scale), *(repr(getattr(config, f)) for f in PREPARE_FIELDS))
+
+    def get(self, key: tuple) -> list[SourceFace] | None:
+        faces = self._items.get(key)
+        if faces is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return faces
+
+    def put(self, key: tuple, faces: list[SourceFace]) -> None:
+        self._items[key] = faces
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class SourceStage(Stage):
     """Prepares the source: the faces of a photo, or the motion of every frame of a video."""
 
-    def source_crops(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list:
+    def __init__(self, context: StageContext, cache: SourceCache | None = None):
+        super().__init__(context)
+        self.cache = cache  # photos prepared by earlier jobs of the same pipeline, or None
+
+    def crops(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list:
         """FaceCrops of the source picture (None for --crop none). ``box_scale``: from the original picture's
         pixels, in which a crop box is given, to ``image``'s (``frames.shrink_scale``)."""
         cfg = self.config
@@ -40,17 +78,9 @@ class SourceStage(Stage):
         if cfg.animal:
             from ..face.animal import crop_animal
 
-            return [crop_animal(image, self.animal_finder, cfg.source_scale, cfg.source_vx, cfg.source_vy)]
+            return [crop_animal(image, self.context.faces.animal_finder, cfg.source_scale, cfg.source_vx,
+                                cfg.source_vy)]
         return self.cropper.crop_image(image, cfg.face, cfg.source_scale, cfg.source_vx, cfg.source_vy)
-
-    @property
-    def animal_finder(self):
-        """The cat and dog face finder, made once; it skips the human faces the pipeline's cropper finds."""
-        if getattr(self, "_animal_finder", None) is None:
-            from ..face.animal import AnimalFaceFinder
-
-            self._animal_finder = AnimalFaceFinder(human=self.cropper)
-        return self._animal_finder
 
     def _ratios(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(eye (2,), lip (1,)) ratios of the largest face of an uncropped picture; (None, None) without a face."""
@@ -59,11 +89,23 @@ class SourceStage(Stage):
         except InputError:
             return None, None
 
+    def prepared(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list[SourceFace]:
+        """``prepare_image(image, box_scale)``, from the cache when this stage has one and holds it."""
+        if self.cache is None:
+            return self.prepare_image(image, box_scale)
+        key = SourceCache.key(image, self.config, box_scale)
+        faces = self.cache.get(key)
+        if faces is None:
+            faces = self.prepare_image(image, box_scale)
+            self.cache.put(key, faces)
+        return faces
+
     def prepare_image(self, image: np.ndarray, box_scale=(1.0, 1.0)) -> list[SourceFace]:
+        """Each face of a photo cropped (``crops``), F and M run on it, its ratios and paste-back mask."""
         from ..face.mask import PasteBack
 
         faces = []
-        for fc in self.source_crops(image, box_scale):
+        for fc in self.crops(image, box_scale):
             if fc is None:
                 eye, lip = (None, None) if self.config.animal else self._ratios(image)  # no human mesh on a pet
                 prepared = self.animator.prepare_source(resize_256(image), eye, lip, self.config.motion)
@@ -74,14 +116,14 @@ class SourceStage(Stage):
             faces.append(SourceFace(fc, prepared, paste))
         return faces
 
-    def source_video_motion(self, path, limit: int | None) -> SourceVideoMotion:
+    def video_motion(self, path, limit: int | None) -> SourceVideoMotion:
         """Pass 1 over a source video for one face: per frame, its crop matrix, motion and ratios."""
         if self.config.face == "all":
             raise InputError("this step follows one face of a source video; choose it with --face largest or "
                              "--face N")
-        return self.source_video_motions(path, limit)[0]
+        return self.video_motions(path, limit)[0]
 
-    def source_video_motions(self, path, limit: int | None) -> list[SourceVideoMotion]:
+    def video_motions(self, path, limit: int | None) -> list[SourceVideoMotion]:
         """Pass 1 over a source video (a path or a ``MediaInput``): one record per followed face (every
         face of the first frame for ``--face all``), each with per-frame crop matrices, motion and
         ratios. One decode; the motion extractor runs every 16 frames, so memory does not grow."""
@@ -91,7 +133,7 @@ class SourceStage(Stage):
         tracks: list[_SourceTrack] | None = None
         with open_frames(path) as (info, reader):
             total = min(limit, info.frame_count) if limit and info.frame_count else (limit or info.frame_count)
-            for i, frame in enumerate(self._progress(reader, total, "source motion")):
+            for i, frame in enumerate(self.progress(reader, total, "source motion")):
                 if limit is not None and i >= limit:
                     break
                 original_shape, frame = frame.shape, resize_to_limit(frame, cfg.source_video_max_dim)

@@ -60,7 +60,7 @@ def test_the_same_seed_gives_the_same_frames(tiny_pipeline, tiny_audio_model, sp
     from liveportrait.audio.drive import AudioDriving
 
     image = _photo()
-    faces = tiny_pipeline.prepare_image(image)
+    faces = tiny_pipeline.source.prepare_image(image)
 
     def frames(seed):
         driving = AudioDriving.open(speech_3s, tiny_audio_model, seed=seed)

@@ -283,7 +283,7 @@ def test_api_pose_from(tiny_api, tiny_audio_weights, speech_3s, examples_dir, tm
     engine = tiny_api.engine(tiny_api._config(None, crop="none"))
     track = resolve_pose(check_pose_from(video), engine)
     assert isinstance(track, PoseTrack) and len(track) == 6 and track.fps == 25 and track.name == "turn.mp4"
-    np.testing.assert_array_equal(track.R, engine.load_driving(video).template.R)
+    np.testing.assert_array_equal(track.R, engine.driving.load(video).template.R)
 
 
 def test_api_takes_the_command_lines_guidance_and_smoothing(tiny_api, tiny_audio_weights, speech_3s):  # noqa: F811

@@ -88,7 +88,7 @@ def test_uncropped_source_video_measures_its_ratios(v2v, tiny_networks):
     frames = v2v["v2v_source_rgb_256"]
     cropper = Cropper(FixtureLandmarks(frames, v2v["v2v_source_lmk"]))
     pipe = Pipeline(tiny_networks, AnimateConfig(crop="none", paste_back=False), cropper)
-    record = pipe.source_video_motions(frames_input(frames), None)[0]
+    record = pipe.source.video_motions(frames_input(frames), None)[0]
     np.testing.assert_allclose(record.eye, v2v["v2v_c_s_eyes"], rtol=1e-6, atol=0)
     np.testing.assert_allclose(record.lip, v2v["v2v_c_s_lip"], rtol=1e-6, atol=0)
 
@@ -98,9 +98,9 @@ def test_uncropped_source_video_measures_its_ratios(v2v, tiny_networks):
     from liveportrait.pipeline import DrivingMotion
 
     driving = DrivingMotion(drv, is_video=True)
-    plain = pipe.video_keypoints(record, driving)
+    plain = pipe.frames.video_keypoints(record, driving)
     retargeted = Pipeline(tiny_networks, pipe.config.but(motion=MotionOptions(source_video_eye_retargeting=True)),
-                          cropper).video_keypoints(record, driving)
+                          cropper).frames.video_keypoints(record, driving)
     assert (retargeted - plain).abs().amax(dim=(1, 2)).min() > 0
 
 
@@ -113,7 +113,7 @@ def test_uncropped_frame_without_a_face_has_no_ratios(tiny_networks):
     frames = np.zeros((2, 256, 256, 3), np.uint8)
     pipe = Pipeline(tiny_networks, AnimateConfig(crop="none", paste_back=False),
                     Cropper(FixtureLandmarks([], [])))
-    record = pipe.source_video_motions(frames_input(frames), None)[0]
+    record = pipe.source.video_motions(frames_input(frames), None)[0]
     assert np.isnan(record.eye).all() and np.isnan(record.lip).all()
 
 
@@ -163,11 +163,11 @@ def test_source_video_output_has_the_references_frame_size(tiny_networks):
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 1003, 2000, 3), dtype=np.uint8)
     pipe = Pipeline(tiny_networks, AnimateConfig(crop="100,100,700,700"), Cropper(NoFace()))
-    record = pipe.source_video_motions(frames_input(frames), None)[0]
+    record = pipe.source.video_motions(frames_input(frames), None)[0]
     n = 2
     eye = np.repeat(np.eye(3, dtype=np.float32)[None], n, 0)
     driving = DrivingMotion(template_of(eye, np.zeros((n, 21, 3)), np.zeros((n, 3)), np.ones((n, 1))), True)
-    out = list(pipe.animate_video(frames_input(frames), record, pipe.video_keypoints(record, driving)))
+    out = list(pipe.frames.animate_video(frames_input(frames), record, pipe.frames.video_keypoints(record, driving)))
     assert [o.shape for o in out] == [(640, 1280, 3)] * n
     # outside the pasted crop the output is the reference's resized frame itself
     np.testing.assert_array_equal(out[0][-40:, -40:], reference_limit(frames[0])[-40:, -40:])
