@@ -47,7 +47,7 @@ def prepare_portrait(pipe, image: np.ndarray, config) -> LivePortrait:
 
     image = limit_size(image, config.source_max_dim)
     stages = pipe.engine(config)
-    face = stages.prepare_image(image)[0]
+    face = stages.source.prepare_image(image)[0]
     return LivePortrait(image, stages.animator, face.prepared, config.motion, face.paste, pipe.cropper)
 
 
