@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads (default: all allowed CPUs)")
     p.add_argument("--image", help="source photo to animate (default: a synthetic picture)")
     p.add_argument("--video", help="driving video, already framed (default: a synthetic clip)")
+    p.add_argument("--end-to-end", type=number(int, 0), default=1, metavar="ROUNDS",
+                   help="rounds of whole animate jobs (the example photo and clip, animate's defaults: face found, "
+                        "pasted back, encoded) timed for float32 eager, the reference's way, and for animate's "
+                        "default, taking turns, each in its own process: wall and network seconds per frame "
+                        "(0: none)")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--in-process", action="store_true",
                    help="run every row in this process (faster to start; peak memory then accumulates)")
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     from dataclasses import asdict
 
-    from ..bench import format_table, machine_description, run_rows
+    from ..bench import compare_end_to_end, format_end_to_end, format_table, machine_description, run_rows
     from ..errors import InputError
 
     specs = specs_from_args(args)
@@ -125,7 +130,14 @@ def run(args: argparse.Namespace) -> int:
                     subprocesses=not args.in_process, image=args.image, video=args.video, echo=echo)
     print()
     print(format_table(rows))
+    end_to_end = []
+    if args.end_to_end:
+        print(f"\ntiming whole animate jobs, {args.end_to_end} round(s) ...", flush=True)
+        end_to_end = compare_end_to_end(args.end_to_end, args.device, args.frames, args.weights, args.model_config,
+                                        args.threads, args.image, args.video)
+        print(format_end_to_end(end_to_end, args.frames))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": machine_description(), "rows": [asdict(r) for r in rows]}, fh, indent=1)
+            json.dump({"machine": machine_description(), "rows": [asdict(r) for r in rows],
+                       "end_to_end": end_to_end}, fh, indent=1)
     return 0 if all(r.fps or r.fps_serial for r in rows) else 1

@@ -81,12 +81,17 @@ def test_benchmark_prints_a_table(capsys, tmp_path):
     out = tmp_path / "rows.json"
     code = main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--frames", "1",
                  "--backend", "eager", "--backend", "fast", "--in-process", "--allocator", "default",
-                 "--json", str(out)])
+                 "--end-to-end", "0", "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "| backend | precision | allocator | M ms | W ms | G ms | S ms | crop ms | paste ms | decode ms" in text
     assert re.search(r"\| eager \| fp32 \| default \|", text) and re.search(r"\| fast \| fp32 \| default \|", text)
     assert "synthetic random" in text
+    # the CPU's features are named, present or not, with its model name
+    assert re.search(r"machine: .+ \((no )?avx2, (no )?fma, (no )?avx512f, (no )?avx512_vnni, (no )?avx512_bf16, "
+                     r"(no )?amx_bf16\)", text)
+    # the keypoints W is timed on are M's on a face: the example photo framed as animate frames it
+    assert "source s1.jpg (its face framed as animate frames it), driving d0.mp4, batch 1" in text
     rows = json.loads(out.read_text())["rows"]
     assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 and set(r["gflops"]) == {"M", "W", "G"} for r in rows)
 
@@ -98,13 +103,36 @@ def test_benchmark_rows_run_with_the_allocator_of_animate(capsys, tmp_path):
 
     out = tmp_path / "rows.json"
     code = main(["benchmark", "--weights", "synthetic", "--model-config", "tiny", "--frames", "1",
-                 "--backend", "eager", "--json", str(out)])
+                 "--backend", "eager", "--end-to-end", "0", "--json", str(out)])
     assert code == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["backend"], r["allocator"]) for r in rows] == [("eager", "default"), ("eager", "tuned")]
     table = capsys.readouterr().out
     # the speed-up column is relative to the default-allocator row
     assert re.search(r"\| eager \| fp32 \| default \|( [^|]+ \|){9} 1\.00 \|", table)
+
+
+def test_benchmark_end_to_end_takes_turns():
+    """Whole animate jobs, float32 eager (the reference's way) and animate's default in processes of their
+    own, taking turns: wall and network seconds per frame, and the speed-up over eager."""
+    from liveportrait import bench
+
+    order = []
+    results = bench.compare_end_to_end(1, "cpu", 1, "synthetic", "tiny",
+                                       echo=lambda r, res: order.append((r, res["backend"], res["precision"])))
+    # the default is fast/fp32 here, fast/bf16 on a CPU with native bfloat16
+    assert [o[:2] for o in order] == [(0, "eager"), (0, "fast")]
+    eager, default = results
+    assert (eager["backend"], eager["precision"], eager["allocator"]) == ("eager", "fp32", "default")
+    assert default["allocator"] == "tuned" and len(default["rounds"]) == 1
+    for r in results:
+        # per frame: the difference of a 3-frame and a 2-frame job (tiny networks: within the noise)
+        (wall2, net2), (wall3, net3) = r["jobs"]["2"], r["jobs"]["3"]
+        assert wall3 > net3 > 0 and wall2 > net2 > 0, r
+        assert r["wall_s"] == pytest.approx(wall3 - wall2) and r["net_s"] == pytest.approx(net3 - net2)
+        assert "source s1.jpg" in r["note"]
+    text = bench.format_end_to_end(results, 1)
+    assert "animate end to end (1 interleaved round(s)" in text and "1.00x float32 eager" in text
 
 
 def test_benchmark_precision_rows():
