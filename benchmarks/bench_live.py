@@ -119,9 +119,9 @@ def main() -> int:
                 weights, config = Path(args.weights) if args.weights else synth(Path(tmp) / "full"), "released"
             pipe = LivePortraitPipeline.from_pretrained(weights, backend=args.backend, model_config=config, quiet=True)
             cli_path(pipe, image, 600, False, max_frames=3)  # unmeasured: the face tracker's and networks' first calls
-            for name, run in (("CLI, stages one after another", lambda: cli_path(pipe, image, args.seconds, False)),
+            for name, run in (("CLI, one render thread", lambda: cli_path(pipe, image, args.seconds, False)),
                               ("CLI, stages overlapped", lambda: cli_path(pipe, image, args.seconds, True)),
-                              ("browser (WebRTC), overlapped", lambda: browser_path(pipe, image, frames,
+                              ("browser (WebRTC), as the app", lambda: browser_path(pipe, image, frames,
                                                                                     args.seconds))):
                 r = run()
                 rows.append((size, name, r))

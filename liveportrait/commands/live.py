@@ -153,9 +153,8 @@ def run(args: argparse.Namespace) -> int:
             print(stats.summary(), file=sys.stderr, flush=True)
 
     try:
-        # tracking and M of the next frame overlap W+G of this one (liveportrait.live.stages)
-        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report,
-                           overlap=True)
+        # the networks on threads of their own; tracking and M beside W+G where W+G runs on a GPU (live.stages)
+        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report)
     except BaseException:
         if writer is not None:
             try:

@@ -153,8 +153,17 @@ class LiveEngine:
         x_d = self.front(frame, timings)
         return None if x_d is None else self.back(x_d, timings)
 
-    def stages(self) -> list[Stage]:
-        return [Stage("front", self.front), Stage("back", self.back)]
+    def stages(self, overlap: bool) -> list[Stage]:
+        """Tracking and M beside W+G (two threads), or every step on one render thread."""
+        if overlap:
+            return [Stage("front", self.front), Stage("back", self.back)]
+        return [Stage("render", self._render)]
+
+    def overlaps(self) -> bool:
+        """Whether overlapping the stages pays: where W+G runs on an accelerator, tracking and M beside it use
+        the CPU it leaves idle; on the CPU alone both stages compete for the same cores (measured on 2 cores:
+        the same rate, a frame more latency), so one thread renders."""
+        return str(getattr(self.anim, "device", "cpu")).split(":")[0] not in ("cpu", "")
 
     def warmup(self) -> None:
         """Run every network once (first calls allocate, build fast plans, load kernels)."""
@@ -163,19 +172,23 @@ class LiveEngine:
 
     def run(self, source: FrameSource, sink: Callable[[int, np.ndarray], None], max_frames: int | None = None,
             stop: Callable[[], bool] | None = None, report: Callable[[LiveStats], None] | None = None,
-            report_every: float = 2.0, warmup: bool = True, overlap: bool = False) -> LiveStats:
+            report_every: float = 2.0, warmup: bool = True, overlap: bool | None = None) -> LiveStats:
         """Render ``source``'s frames into ``sink`` until it ends, ``stop()`` or ``max_frames``.
 
         ``overlap``: tracking and M of the next frame run on one thread while W+G of this one runs on
-        another (:mod:`.stages`); else every step runs here, one frame after the other. The sink runs on the
-        calling thread either way (a window must be drawn from the main thread)."""
+        another (:mod:`.stages`); False: every step on one render thread; None: :meth:`overlaps` decides.
+        The sink runs on the calling thread either way (a window must be drawn from the main thread); the
+        networks never do (called from a process's main thread they ran several times slower here)."""
         if warmup:
             self.warmup()
+        if overlap is None:
+            overlap = self.overlaps()
         stats = LiveStats()
         t0 = time.perf_counter()
         last_report = t0
         source.start()
-        loop = StageLoop(self.stages()).start(source.box) if overlap else None
+        # a test may replace render itself: then it runs here, one frame after the other
+        loop = None if "render" in vars(self) else StageLoop(self.stages(overlap)).start(source.box)
         outbox = loop.output if loop is not None else source.box
         try:
             while max_frames is None or stats.rendered < max_frames:
@@ -184,12 +197,11 @@ class LiveEngine:
                     if outbox.done:
                         break
                     continue
-                if loop is None:  # every step here (a test may have replaced render itself)
-                    timings = Timings()
-                    out = self.render(item.frame) if "render" in vars(self) else self._render(item.frame, timings)
+                if loop is None:
+                    out = self.render(item.frame)
                     if out is None:
                         continue
-                    item = Work(item.index, item.time, out, timings, dict.fromkeys(timings, "main"))
+                    item = Work(item.index, item.time, out)
                 timings = item.timings
                 with timings.time("encode"):
                     sink(item.index, item.value)

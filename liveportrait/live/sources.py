@@ -61,7 +61,14 @@ class LatestFrame:
                     return None
                 self._cond.wait(remaining)
             item, self._item = self._item, None
+            self._cond.notify_all()  # a producer waiting for the slot to empty (wait_empty)
             return item
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until the slot is empty (its last item taken) or closed; False on timeout. A stage that
+        waits so before starting a new frame does no work on frames the next stage would drop."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._item is None or self._closed, timeout)
 
 
 class FrameSource:

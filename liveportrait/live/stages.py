@@ -2,8 +2,10 @@
 
 A frame goes camera decode (the source's thread) -> face tracking + M (``front``) -> W+G, paste-back and
 watermark (``back``) -> encode or show (the caller's thread). While ``back`` renders frame n, ``front``
-already tracks frame n+1, so the rate approaches 1 / (slowest stage) instead of 1 / (sum of stages); a
-stage that falls behind skips to the newest item (the older one counts as dropped), so nothing queues.
+already tracks frame n+1, so the rate approaches 1 / (slowest stage) instead of 1 / (sum of stages) where
+the stages do not compete for the same cores (tracking on the CPU beside W+G on a GPU). A stage starts a
+frame only once the next stage has taken its last one, and then takes the newest: frames are dropped at
+the camera's box, before any work is spent on them, and nothing queues.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class StageLoop:
     def _work(self, stage: Stage, inbox: LatestFrame, outbox: LatestFrame) -> None:
         try:
             while not self._stop.is_set():
+                if not outbox.wait_empty(timeout=0.2):  # the next stage is still on our last item
+                    continue
                 item = inbox.take(timeout=0.2)
                 if item is None:
                     if inbox.done:

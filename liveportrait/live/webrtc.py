@@ -223,7 +223,7 @@ class LiveSession:
 
         try:
             self.stats = self.engine.run(self.source, sink, stop=self.ended.is_set, report=keep, report_every=0.25,
-                                         warmup=False, overlap=True)
+                                         warmup=False)
         except Exception as exc:  # never a traceback on the server: the page is told, the session ends
             self.reason = f"rendering failed: {exc}"
             loop.call_soon_threadsafe(self._send, {"message": f"The live animation stopped: {exc}", "ended": True})

@@ -29,19 +29,18 @@ def live_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
 
 
-def test_stages_overlap_and_a_busy_stage_takes_the_newest_frame():
-    """While the back stage renders frame 0, the front stage tracks frames 1-4 (overlap); the back stage then
-    takes 4, the newest: 1-3 were dropped between the stages, never queued."""
+def test_stages_overlap_and_work_starts_only_on_the_newest_frame():
+    """While the back stage renders frame 0, the front stage tracks frame 1 (overlap), then waits for the back
+    stage to take it; frames 2 and 3, which arrive meanwhile, are dropped at the camera's box before any work
+    is spent on them, and the front stage goes on with 4, the newest."""
     log: list[str] = []
     front_took = {i: threading.Event() for i in range(5)}
-    back_busy, front_done = threading.Event(), threading.Event()
+    back_busy, release = threading.Event(), threading.Event()
 
     def front(value, timings):
         with timings.time("tracking"):
             log.append(f"front {value}")
         front_took[value].set()
-        if value == 4:
-            front_done.set()
         return value
 
     def back(value, timings):
@@ -49,7 +48,7 @@ def test_stages_overlap_and_a_busy_stage_takes_the_newest_frame():
             log.append(f"back {value} start")
             if value == 0:
                 back_busy.set()
-                assert front_done.wait(WAIT), "the front stage did not run while the back stage was busy"
+                assert release.wait(WAIT)
             log.append(f"back {value} end")
         return value
 
@@ -57,19 +56,22 @@ def test_stages_overlap_and_a_busy_stage_takes_the_newest_frame():
     loop = StageLoop([Stage("front", front), Stage("back", back)]).start(inbox)
     inbox.put(Arrival(0, time.perf_counter(), 0))
     assert back_busy.wait(WAIT)
-    for i in range(1, 5):
+    inbox.put(Arrival(1, time.perf_counter(), 1))
+    assert front_took[1].wait(WAIT)  # tracked while frame 0 renders
+    for i in (2, 3, 4):  # the front stage waits (the back stage has not taken 1): these wait in the box
         inbox.put(Arrival(i, time.perf_counter(), i))
-        assert front_took[i].wait(WAIT)
-    inbox.close()
-    out = []
-    while (item := loop.output.take(timeout=WAIT)) is not None:  # None: every stage has ended
+    release.set()
+    out = [loop.output.take(timeout=WAIT)]  # the sink takes 0: the back stage goes on with 1, the front with 4
+    assert front_took[4].wait(WAIT)
+    while len(out) < 3 and (item := loop.output.take(timeout=WAIT)) is not None:
         out.append(item)
+    inbox.close()
+    assert loop.output.take(timeout=WAIT) is None  # ends once the source has ended
     loop.stop()
 
-    assert [line for line in log if line.startswith("back") and "start" in line] == ["back 0 start", "back 4 start"]
     assert log.index("front 1") < log.index("back 0 end")  # tracking of frame 1 overlapped rendering of 0
-    assert loop.boxes[0].overwritten == 3  # frames 1, 2, 3 dropped between the stages
-    assert out[-1].value == 4 and [w.value for w in out] in ([0, 4], [4])  # the sink, too, gets the newest
+    assert [line for line in log if line.startswith("front")] == ["front 0", "front 1", "front 4"]
+    assert [w.value for w in out] == [0, 1, 4] and inbox.overwritten == 2  # 2 and 3 dropped, untouched
     assert out[-1].where == {"tracking": "front", "render": "back"} and set(out[-1].timings) == {"tracking", "render"}
     assert live_threads() == []
 
@@ -161,6 +163,21 @@ def test_the_overlapped_run_names_each_step_and_its_thread_and_marks_every_frame
                            "encode": "sink"}
     assert "W+G" in stats.stages_line() and "[back]" in stats.stages_line()
     assert live_threads() == []
+
+    # not overlapped (the CPU's default): every step on one render thread, never the caller's
+    sunk.clear()
+    threads.clear()
+    assert not engine.overlaps()
+    stats = engine.run(Frames(3), sink, warmup=False)
+    assert [i for i, _ in sunk] == [0, 1, 2] and threads["mark"] == f"{THREAD_PREFIX}-render"
+    assert set(stats.where.values()) == {"render", "sink"}
+    assert live_threads() == []
+
+
+def test_stages_overlap_by_default_where_w_and_g_run_on_a_gpu():
+    engine = fake_engine()
+    engine.anim.device = "cuda:0"
+    assert engine.overlaps()
 
 
 # -- the virtual camera ----------------------------------------------------------------------------------
