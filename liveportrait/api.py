@@ -209,23 +209,23 @@ class LivePortraitPipeline:
         """A photo animated by speech: JoyVASA motion sampled window by window as frames are rendered."""
         from .audio import AudioDriving, AudioMotionModel, locate_audio_weights
         from .audio.animate import speech_job
-        from .audio.defaults import CFG_SCALE, SMOOTH_ALPHA, smoothing_alpha
+        from .audio.defaults import smoothing_alpha
         from .audio.io import probe_audio
         from .audio.pose import check_pose_from, resolve_pose
+        from .config import SpeechOptions
 
-        # everything checked before any model loads
-        alpha = smoothing_alpha(SMOOTH_ALPHA if audio_smooth is None else audio_smooth, "audio_smooth")
-        cfg_scale = CFG_SCALE if cfg_scale is None else cfg_scale
-        if not isinstance(cfg_scale, (int, float)) or isinstance(cfg_scale, bool) or not cfg_scale >= 0:
-            raise InputError(f"cfg_scale must be a number from 0, got {cfg_scale!r}")
+        # everything checked before any model loads; None: the option's default
+        given = {"seed": seed, "cfg_scale": cfg_scale, "audio_smooth": audio_smooth, "max_seconds": max_seconds}
+        options = SpeechOptions(**{k: v for k, v in given.items() if v is not None}).check()
         pose = check_pose_from(pose_from, "pose_from")
-        info = probe_audio(audio, max_seconds=max_seconds)
+        info = probe_audio(audio, max_seconds=options.max_seconds)
         layout = locate_audio_weights(audio_weights)
         engine = self.engine(config)
         track = resolve_pose(pose, engine)
         if getattr(self, "_audio", (None,))[0] != layout.root:
             self._audio = (layout.root, AudioMotionModel.from_pretrained(layout))  # loaded once per folder
-        driving = AudioDriving.open(audio, self._audio[1], seed, cfg_scale, alpha, info=info, pose=track)
+        driving = AudioDriving.open(audio, self._audio[1], options.seed, options.cfg_scale,
+                                    smoothing_alpha(options.audio_smooth), info=info, pose=track)
         return AnimationOutput(*speech_job(source, driving, engine), engine, callback_on_frame, seed=driving.seed)
 
     def animate_planned(self, plan: JobPlan, config: AnimateConfig, callback_on_frame: FrameCallback | None = None,

@@ -298,6 +298,35 @@ class LiveOptions:
         "causal smoothing of the motion: weight of the newest frame (1 = off, 0.5 = strong)")))
 
 
+# JoyVASA's sampling (speech driving): its inference.py's guidance default (its README uses 2.0, the Gradio app
+# 4.0), and its EMA factor on scale, translation and the angles
+CFG_SCALE = 2.8
+SMOOTH_ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class SpeechOptions:
+    """How speech becomes motion (JoyVASA's sampling), beyond an animation's options: the speech options of
+    ``animate`` and ``motion``, and the API's keyword arguments of the same names."""
+
+    seed: int | None = option(None, flag("--seed", parse=Number(int), group="speech", help=(
+        "seed of the motion sampling: the same seed, the same frames (default: a fresh one, printed)")))
+    cfg_scale: float = option(CFG_SCALE, flag("--cfg-scale", parse=Number(float, low=0), group="speech", help=(
+        f"guidance towards the audio (JoyVASA: {CFG_SCALE:g})")))
+    audio_smooth: float = option(SMOOTH_ALPHA, flag("--audio-smooth", parse=Number(above=0, high=1),
+                                                    group="speech", help=(
+        f"EMA factor on head pose and scale (JoyVASA's {SMOOTH_ALPHA:g} keeps the head nearly still; 1: raw)")))
+    max_seconds: float | None = option(None, flag("--max-seconds", parse=Number(above=0), metavar="S",
+                                                  group="speech", help=(
+        "only the first S seconds of the driving, for a quick preview (speech: of the audio; the rest is not "
+        "read)")))
+
+    def check(self) -> "SpeechOptions":
+        for name in ("seed", "cfg_scale", "audio_smooth", "max_seconds"):
+            _number(self, name, name)
+        return self
+
+
 @dataclass(frozen=True)
 class MotionOptions:
     """How driving motion becomes driving keypoints; defaults are the reference CLI's."""

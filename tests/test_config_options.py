@@ -9,9 +9,17 @@ import pytest
 
 from liveportrait.cli import build_parser
 from liveportrait.commands.options import add_options, check_parser, config_from_namespace, missing_options
-from liveportrait.config import AnimateConfig, ComputeOptions, LiveOptions, api_options, flags_of, option_fields
+from liveportrait.config import (
+    AnimateConfig,
+    ComputeOptions,
+    LiveOptions,
+    SpeechOptions,
+    api_options,
+    flags_of,
+    option_fields,
+)
 
-CONFIGS = (AnimateConfig, ComputeOptions, LiveOptions)
+CONFIGS = (AnimateConfig, ComputeOptions, LiveOptions, SpeechOptions)
 LOADING = ("animate", "app", "live", "serve", "batch")  # the commands that load the networks
 
 
@@ -51,6 +59,8 @@ def test_animate_has_an_option_for_every_field_meant_for_the_command_line():
     assert missing_options(parser, AnimateConfig) == []
     assert missing_options(parser, ComputeOptions, leave_out=("--threads",)) == []
     assert missing_options(ALL["liveportrait live"], LiveOptions) == []
+    assert missing_options(parser, SpeechOptions) == []
+    assert missing_options(ALL["liveportrait motion"], SpeechOptions) == []
     # a field without an option says why (set by code, a file, or resolved by the pipeline)
     for path, f in option_fields(AnimateConfig):
         assert flags_of(f) or f.metadata["internal"], path
@@ -62,6 +72,10 @@ def test_the_parsed_defaults_are_the_config():
         assert config_from_namespace(args, AnimateConfig) == AnimateConfig()
     args = build_parser().parse_args(["live", "-s", "a.jpg", "--camera", "0"])
     assert config_from_namespace(args, LiveOptions) == LiveOptions()
+    args = build_parser().parse_args(["motion", "speech.wav"])
+    assert config_from_namespace(args, SpeechOptions) == SpeechOptions()
+    args = build_parser().parse_args(["motion", "speech.wav", "--cfg-scale", "2", "--seed", "7"])
+    assert config_from_namespace(args, SpeechOptions) == SpeechOptions(seed=7, cfg_scale=2.0)
 
 
 @pytest.mark.parametrize("option", [n for _, f in option_fields(AnimateConfig) for fl in flags_of(f) if fl.switch

@@ -90,10 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--pose-from is for speech driving (-d speech.wav, --speech-from-video or --text); "
                          f"{args.driving[0]} is not audio")
     plan = plan_job(args.source, args.driving, args.output, config)
-    if getattr(args, "max_seconds", None) is not None:  # a preview in seconds: frames at the output's rate
-        from .speech import max_seconds
-
-        frames = max(1, round(max_seconds(args) * float(plan.fps)))
+    if args.max_seconds is not None:  # a preview in seconds: frames at the output's rate
+        frames = max(1, round(args.max_seconds * float(plan.fps)))
         config = config.but(max_frames=min(frames, config.max_frames or frames))
         plan = plan.limited(config.max_frames)
     if config.animal and plan.source_kind != "image":

@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio.defaults import CFG_SCALE, SMOOTH_ALPHA, smoothing_alpha
+from ..audio.defaults import smoothing_alpha
+from ..config import SpeechOptions
 from ..errors import InputError
+from .options import add_options
 
 
 def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True) -> None:
@@ -28,19 +30,12 @@ def add_audio_arguments(parser: argparse.ArgumentParser, video_flag: bool = True
         g.add_argument("--text", help="words to speak (offline, with espeak-ng) and animate the photo with, "
                                       "instead of -d")
         g.add_argument("--voice", help="espeak-ng voice of --text (e.g. en-us, de, fr; default: its English)")
-    g.add_argument("--seed", type=int, default=None, help="seed of the motion sampling: the same seed, the same "
-                                                          "frames (default: a fresh one, printed)")
-    g.add_argument("--cfg-scale", type=float, default=CFG_SCALE, help="guidance towards the audio (JoyVASA: 2.8)")
-    g.add_argument("--audio-smooth", type=float, default=SMOOTH_ALPHA,
-                   help="EMA factor on head pose and scale (JoyVASA's 0.01 keeps the head nearly still; 1: raw)")
+    add_options(parser, SpeechOptions, groups={"speech": g})
     g.add_argument("--pose-from", metavar="TEMPLATE|VIDEO|still",
                    help="head pose from a motion template (.pkl, .lpt.npz)"
                         + (", a driving video" if video_flag else "")
                         + " or 'still' (the source's own pose) instead of the model's; relative to its first frame, "
                           "played back and forth when shorter than the speech; lips and eyes stay the speech's")
-    g.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                   help="only the first S seconds of the driving, for a quick preview (speech: of the audio; "
-                        "the rest is not read)")
 
 
 def is_speech_job(args: argparse.Namespace) -> bool:
@@ -69,7 +64,6 @@ def run_speech(args: argparse.Namespace, config) -> int:
     (espeak-ng) into a temporary WAV that drives the photo."""
     from ..audio.pose import check_pose_from
 
-    max_seconds(args)
     args.pose_from = check_pose_from(getattr(args, "pose_from", None))  # checked once, before anything is spoken
     if getattr(args, "text", None) is None:
         return _run_speech(args, config)
@@ -98,14 +92,13 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     from ..plan import check_photo_face
     from ..timing import run_time
 
-    smoothing_alpha(args.audio_smooth, "--audio-smooth")
     if not is_image(args.source):
         raise InputError(f"{args.source}: speech drives a photo; give an image as the source")
     photo = read_image(args.source)  # unreadable or empty photos fail here
     out = speech_output(args)
     check_pose_from(args.pose_from)
     locate_audio_weights(args.audio_weights)
-    probe_audio(args.driving[0], max_seconds=max_seconds(args))
+    probe_audio(args.driving[0], max_seconds=args.max_seconds)
     cropper = check_photo_face(photo, config, name=args.source)
     del photo
 
@@ -116,7 +109,7 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     loaded = time.perf_counter()
     first: list[float] = []
     output = pipe(args.source, audio=args.driving[0], seed=args.seed, audio_weights=args.audio_weights,
-                  pose_from=args.pose_from, max_seconds=max_seconds(args), cfg_scale=args.cfg_scale,
+                  pose_from=args.pose_from, max_seconds=args.max_seconds, cfg_scale=args.cfg_scale,
                   audio_smooth=args.audio_smooth, config=config,
                   callback_on_frame=lambda i, frame: first or first.append(time.perf_counter()))
     started = time.perf_counter()
@@ -127,13 +120,6 @@ def _run_speech(args: argparse.Namespace, config) -> int:
     if not r.has_audio:
         print(f"{args.driving[0]}: its sound could not be muxed into the video", file=sys.stderr)
     return 0
-
-
-def max_seconds(args: argparse.Namespace) -> float | None:
-    m = getattr(args, "max_seconds", None)
-    if m is not None and not m > 0:
-        raise InputError(f"--max-seconds must be a positive number of seconds, got {m:g}")
-    return m
 
 
 def register(subparsers) -> None:
@@ -156,7 +142,6 @@ def run_motion(args: argparse.Namespace) -> int:
     from ..files import check_output
     from ..media import save_template
 
-    alpha = smoothing_alpha(args.audio_smooth, "--audio-smooth")
     out = Path(args.output) if args.output else Path(Path(args.speech).stem + ".lpt.npz")
     if not str(out).endswith((".lpt.npz", ".npz")):
         raise InputError(f"{out}: a motion template is written as .lpt.npz")
@@ -165,10 +150,10 @@ def run_motion(args: argparse.Namespace) -> int:
     if isinstance(pose, PendingVideoPose):
         raise InputError(f"--pose-from {pose.path}: `motion` takes a motion template or still, not a video "
                          "(`liveportrait animate -s photo -d VIDEO` saves a video's motion as a template)")
-    info = probe_audio(args.speech, max_seconds=max_seconds(args))
+    info = probe_audio(args.speech, max_seconds=args.max_seconds)
     layout = locate_audio_weights(args.audio_weights)
     driving = AudioDriving.open(args.speech, AudioMotionModel.from_pretrained(layout), args.seed, args.cfg_scale,
-                                alpha, info=info, pose=pose)
+                                smoothing_alpha(args.audio_smooth), info=info, pose=pose)
     template = driving.template()
     save_template(out, template)
     if not args.quiet:

@@ -133,10 +133,12 @@ def test_motion_command_on_two_hours_with_max_seconds(two_hours, tiny_audio_weig
 def test_max_seconds_must_be_positive(two_hours, tiny_audio_weights, tmp_path, capsys):
     from liveportrait.cli import main
 
-    code = main(["motion", str(two_hours), "-o", str(tmp_path / "m.lpt.npz"), "--audio-weights",
-                 str(tiny_audio_weights), "--max-seconds", "0"])
+    with pytest.raises(SystemExit) as exited:  # a usage error, as argparse reports one
+        main(["motion", str(two_hours), "-o", str(tmp_path / "m.lpt.npz"), "--audio-weights",
+              str(tiny_audio_weights), "--max-seconds", "0"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "--max-seconds must be a positive number" in err and len(err.splitlines()) == 1
+    assert exited.value.code == 2 and "--max-seconds: 0 must be greater than 0" in err and len(err.splitlines()) == 2
+    assert err.splitlines()[1] == "run 'liveportrait motion --help' for the options"
 
 
 def test_the_api_with_max_seconds_on_two_hours(two_hours, tiny_api, tiny_audio_weights, decoded):  # noqa: F811

@@ -298,7 +298,8 @@ def test_api_takes_the_command_lines_guidance_and_smoothing(tiny_api, tiny_audio
     base = frame(cfg_scale=2.8, audio_smooth=1)
     assert np.array_equal(base, frame(cfg_scale=2.8, audio_smooth=1))
     assert not np.array_equal(base, frame(cfg_scale=0.5, audio_smooth=1))
-    for bad, message in [({"audio_smooth": 0}, "audio_smooth must be in"), ({"cfg_scale": -1}, "cfg_scale must be")]:
+    for bad, message in [({"audio_smooth": 0}, "audio_smooth must be greater than 0"),
+                         ({"cfg_scale": -1}, "cfg_scale must be at least 0"), ({"seed": 1.5}, "seed must be a whole")]:
         with pytest.raises(InputError, match=message):
             tiny_api(_photo(), audio=speech_3s, audio_weights="/nonexistent", **bad)
     with pytest.raises(InputError, match="cfg_scale= is for speech driving"):
