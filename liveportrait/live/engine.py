@@ -110,8 +110,12 @@ class LiveEngine:
         """The next driving frame with a face becomes the neutral reference ("neutral face now")."""
         self._retake.set()
 
-    def front(self, frame: np.ndarray, timings: Timings):
-        """Face tracking and M: the driving keypoints x_d of one camera frame (None: no face in it)."""
+    def front(self, frame, timings: Timings):
+        """Face tracking and M: the driving keypoints x_d of one camera frame (None: no face in it). A frame
+        that is not yet an array (a WebRTC peer's decoded picture) becomes RGB here, only if it is used."""
+        if not isinstance(frame, np.ndarray):
+            with timings.time("camera decode"):
+                frame = frame.to_ndarray(format="rgb24")
         with timings.time("face tracking"):
             framed = self.crop_driving(frame)
         if framed is None:

@@ -18,7 +18,7 @@ import numpy as np
 class Arrival:
     index: int  # position in the source's own frame count
     time: float  # perf_counter() when it arrived
-    frame: np.ndarray
+    frame: np.ndarray  # RGB; from a WebRTC peer, its decoded picture (converted by the stage that takes it)
     decode_ms: float = 0.0  # what reading and converting it took on the source's thread (camera decode)
 
 

@@ -153,7 +153,8 @@ class LiveSession:
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
     async def _receive(self, track) -> None:
-        """The peer's frames into the one-slot box (rgb; a frame's index is its pts on the 90 kHz clock)."""
+        """The peer's decoded frames into the one-slot box as they are (the stage that takes one converts it to
+        RGB: a dropped frame costs nothing); a frame's index is its pts on the 90 kHz clock."""
         from aiortc.mediastreams import MediaStreamError
 
         while not self.ended.is_set():
@@ -162,12 +163,9 @@ class LiveSession:
             except MediaStreamError:
                 self.close(GONE)
                 return
-            t0 = time.perf_counter()
-            rgb = frame.to_ndarray(format="rgb24")
             pts = int(frame.pts * frame.time_base * VIDEO_CLOCK) if frame.pts is not None else 0
-            now = time.perf_counter()
             self.last_arrival = time.monotonic()
-            self.source.box.put(Arrival(pts, now, rgb, (now - t0) * 1e3))
+            self.source.box.put(Arrival(pts, time.perf_counter(), frame))
 
     async def _watch(self) -> None:
         """Twice a second: the statistics to the page; a camera that sends nothing or stopped ends it."""
