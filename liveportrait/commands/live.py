@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 
-from ..config import CRF
 from . import HelpFormatter, add_compute_arguments, number
 
 
@@ -55,14 +54,16 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..api import LivePortraitPipeline
+    from ..config import AnimateConfig, LiveOptions
     from ..errors import InputError
     from ..live import CameraSource, FileSource
-    from ..live.session import live_config, make_engine, prepare_portrait
+    from ..live.session import make_engine, prepare_portrait
     from ..media import read_image
     from ..media.image import limit_size
     from ..media.streams import BackgroundWriter
     from ..plan import check_photo_face
     from ..speed import set_threads
+    from .options import config_from_namespace
 
     set_threads(args.threads)
     if args.driving and not os.path.exists(args.driving):
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     image = read_image(args.source)
     # the source prepared as animate prepares a photo (one engine, one framing rule, one paste-back), its face
     # looked for before the networks load
-    config = live_config(crop=not args.no_crop, paste_back=not args.no_paste_back, stitching=not args.no_stitching)
+    config = config_from_namespace(args, AnimateConfig)  # the options live takes; animate's defaults for the rest
+    live = config_from_namespace(args, LiveOptions)
     image = limit_size(image, config.source_max_dim)
     cropper = check_photo_face(image, config, name=args.source)
     source = CameraSource(args.camera) if args.camera is not None else FileSource(args.driving)
@@ -80,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         from ..provenance import Stamp
 
         h, w = image.shape[:2]
-        camera = VirtualCamera(*((512, 512) if args.no_paste_back or args.no_crop else (w, h)), fps=source.fps)
-        stamp = Stamp(watermark=not args.no_watermark)  # every frame the camera sends is marked
+        camera = VirtualCamera(*((w, h) if config.paste_back and config.crop != "none" else (512, 512)), fps=source.fps)
+        stamp = Stamp(watermark=config.watermark)  # every frame the camera sends is marked
         if not args.quiet:
             print(f"sending to the virtual camera {camera.device} (pictures only: a camera carries no sound)",
                   file=sys.stderr)
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                                                 backend=args.backend, model_config=args.model_config,
                                                 quiet=args.quiet, cropper=cropper)
     portrait = prepare_portrait(pipe, image, config)
-    engine = make_engine(portrait, args.crop_driving, source.fps, smoothing=args.smooth,
+    engine = make_engine(portrait, config.crop_driving, source.fps, smoothing=live.smoothing,
                          delay_s=args.delay_ms / 1e3, mark=stamp.mark if stamp is not None else None)
 
     writer = None
@@ -104,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
         fps = Fraction(source.fps).limit_denominator(1001)
         # the writer labels the file and watermarks every frame (in the writer's thread, not the renderer's)
-        vw = VideoWriter(args.output, fps, crf=CRF, stamp=Stamp(stamp.run_id, watermark=False) if stamp is not None
-                         else Stamp(watermark=not args.no_watermark))
+        own = Stamp(stamp.run_id, watermark=False) if stamp is not None else Stamp(watermark=config.watermark)
+        vw = VideoWriter(args.output, fps, crf=config.crf, stamp=own)
         last = {"i": -1, "frame": None}
 
         def write(item):
@@ -154,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # the networks on threads of their own; tracking and M beside W+G where W+G runs on a GPU (live.stages)
-        stats = engine.run(source, sink, max_frames=args.max_frames, stop=lambda: stop_flag[0], report=report)
+        stats = engine.run(source, sink, max_frames=config.max_frames, stop=lambda: stop_flag[0], report=report)
     except BaseException:
         if writer is not None:
             try:
