@@ -238,3 +238,32 @@ def rel_l2(ours, ref) -> float:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     assert ours.shape == ref.shape, f"shape {ours.shape} != {ref.shape}"
     return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+class RecordingCamera:
+    """Stands in for pyvirtualcam.Camera (no machine here has a virtual camera driver): notes how each camera
+    was opened and closed, and every frame sent."""
+
+    opened: list[dict] = []
+    frames: list = []
+
+    def __init__(self, width, height, fps, fmt=None, **kw):
+        RecordingCamera.opened.append({"width": width, "height": height, "fps": fps, "fmt": fmt, "closed": False})
+        self.device = "/dev/video-test"
+
+    def send(self, frame):
+        import numpy as np
+
+        RecordingCamera.frames.append(np.array(frame))
+
+    def close(self):
+        RecordingCamera.opened[-1]["closed"] = True
+
+
+@pytest.fixture
+def recording_camera(monkeypatch) -> type[RecordingCamera]:
+    """pyvirtualcam.Camera replaced by ``RecordingCamera``, its records emptied; returns the class."""
+    pyvirtualcam = require_module("pyvirtualcam", "pip install 'liveportrait[live]'")
+    RecordingCamera.opened, RecordingCamera.frames = [], []
+    monkeypatch.setattr(pyvirtualcam, "Camera", RecordingCamera)
+    return RecordingCamera

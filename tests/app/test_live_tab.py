@@ -11,21 +11,6 @@ import pytest
 WAIT = 60
 
 
-class RecordingCamera:
-    frames: list[np.ndarray] = []
-    opened: list[dict] = []
-
-    def __init__(self, width, height, fps, fmt=None, **kw):
-        RecordingCamera.opened.append({"size": (width, height), "fmt": fmt, "closed": False})
-        self.device = "/dev/video-test"
-
-    def send(self, frame):
-        RecordingCamera.frames.append(np.array(frame))
-
-    def close(self):
-        RecordingCamera.opened[-1]["closed"] = True
-
-
 @pytest.fixture
 def live_tab(app_networks, tmp_path):
     from liveportrait.app.backend import AppBackend
@@ -43,14 +28,12 @@ def portrait_photo(tmp_path_factory):
     return write_examples(tmp_path_factory.mktemp("examples")).portrait  # a painted face the finder finds
 
 
-def test_start_with_the_virtual_camera_streams_marked_frames_to_it_too(live_tab, portrait_photo, monkeypatch):
+def test_start_with_the_virtual_camera_streams_marked_frames_to_it_too(live_tab, portrait_photo, recording_camera):
     import pyvirtualcam
 
     from liveportrait.live.loopback import run_client
     from liveportrait.provenance import detect
 
-    RecordingCamera.frames, RecordingCamera.opened = [], []
-    monkeypatch.setattr(pyvirtualcam, "Camera", RecordingCamera)
     token = live_tab.start(str(portrait_photo), virtual_camera=True)
     hub = live_tab.hub
     # a square camera picture is taken as the framed face (crop "auto"): the tiny networks render every frame
@@ -58,9 +41,10 @@ def test_start_with_the_virtual_camera_streams_marked_frames_to_it_too(live_tab,
     camera = [np.dstack([(x + 3 * i) % 256, y * 2, 0 * x + 90]).astype(np.uint8) for i in range(10)]
     result = hub.call(run_client(hub, token, camera, seconds=WAIT, min_frames=2), timeout=WAIT * 2)
     assert result.received >= 2 and hub.wait_ended(token, WAIT)
-    (opened,) = RecordingCamera.opened
-    assert opened == {"size": (512, 512), "fmt": pyvirtualcam.PixelFormat.RGB, "closed": True}
-    frames = RecordingCamera.frames
+    (opened,) = recording_camera.opened
+    assert (opened["width"], opened["height"], opened["fmt"], opened["closed"]) == (512, 512,
+                                                                                   pyvirtualcam.PixelFormat.RGB, True)
+    frames = recording_camera.frames
     assert len(frames) >= 2 and all(f.shape == (512, 512, 3) and f.dtype == np.uint8 for f in frames)
     assert detect(frames[-1]).found
     assert not [t for t in threading.enumerate() if t.name.startswith("liveportrait-live")]

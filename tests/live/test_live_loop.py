@@ -188,32 +188,6 @@ def test_stages_overlap_by_default_where_w_and_g_run_on_a_gpu():
 # -- the virtual camera ----------------------------------------------------------------------------------
 
 
-class RecordingCamera:
-    """Stands in for pyvirtualcam.Camera: notes how it was opened and every frame sent."""
-
-    opened: list[dict] = []
-    frames: list[np.ndarray] = []
-
-    def __init__(self, width, height, fps, fmt=None, **kw):
-        RecordingCamera.opened.append({"width": width, "height": height, "fps": fps, "fmt": fmt})
-        self.device = "/dev/video-test"
-
-    def send(self, frame):
-        RecordingCamera.frames.append(np.array(frame))
-
-    def close(self):
-        RecordingCamera.opened[-1]["closed"] = True
-
-
-@pytest.fixture
-def recording_camera(monkeypatch):
-    import pyvirtualcam
-
-    RecordingCamera.opened, RecordingCamera.frames = [], []
-    monkeypatch.setattr(pyvirtualcam, "Camera", RecordingCamera)
-    return RecordingCamera
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     from fractions import Fraction
