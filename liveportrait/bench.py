@@ -2,11 +2,13 @@
 
 One row per (backend, precision): milliseconds per frame of each stage, end-to-end frames per
 second of the product itself (``LivePortraitPipeline``, as ``liveportrait animate`` runs it: the
-driving's motion, the source prepared, W and G, paste-back into a 1280x720 picture, encoding with the
+driving's motion, the source prepared, W and G, paste-back into the photo, encoding with the
 networks a frame ahead in a thread, the output marked), the peak resident memory of the process, and the GFLOP/s each
 network reaches (float32 eager FLOPs divided by the measured time, so rewrites that remove work
 show as more than the hardware's rate). Each row runs in its own process when several are asked
-for, so that peak memory is that row's own.
+for, so that peak memory is that row's own. The inputs are the example photo's face and the example
+clip (``example_inputs``), so that W runs on keypoints like a user's. ``compare_end_to_end`` times
+whole jobs of float32 eager and of animate's default, taking turns.
 """
 
 from __future__ import annotations

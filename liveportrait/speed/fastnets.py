@@ -64,8 +64,8 @@ def flush_subnormal_(t: torch.Tensor) -> torch.Tensor:
     zero, in place. W's Gaussian heatmaps underflow into them wherever a keypoint is far from a point of
     the volume, and x86 CPUs take a slow microcode path for each multiply-add that reads one (the
     heatmaps feed W's first and last hourglass convolutions): on 2 cores of an Intel Xeon (AVX-512,
-    no BF16) the fast W took 1.5x as long with them. The change is below 1.2e-38 per value: exact
-    within any float32 bound. Done here, where they arise, rather than by
+    no BF16) the fast W took 1.5 to 4x as long with them (benchmarks/bench_denormals.py). The change
+    is below 1.2e-38 per value: exact within any float32 bound. Done here, where they arise, rather than by
     ``torch.set_flush_denormal(True)``, which sets only the calling thread (PyTorch's worker threads
     keep the mode they were created with) and would change every later computation of the process."""
     return t.masked_fill_(t.abs() < torch.finfo(t.dtype).tiny, 0)
