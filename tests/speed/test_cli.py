@@ -91,7 +91,10 @@ def test_benchmark_prints_a_table(capsys, tmp_path):
     assert re.search(r"machine: .+ \((no )?avx2, (no )?fma, (no )?avx512f, (no )?avx512_vnni, (no )?avx512_bf16, "
                      r"(no )?amx_bf16\)", text)
     # the keypoints W is timed on are M's on a face: the example photo framed as animate frames it
-    assert "source s1.jpg (its face framed as animate frames it), driving d0.mp4, batch 1" in text
+    from liveportrait.bench import EXAMPLE_PHOTO, example_file
+
+    assert ("source s1.jpg (its face framed as animate frames it), driving d0.mp4, batch 1" if example_file(
+        EXAMPLE_PHOTO) else "source: a synthetic picture (example media not found") in text
     rows = json.loads(out.read_text())["rows"]
     assert all(r["fps"] > 0 and r["peak_rss_mb"] > 0 and set(r["gflops"]) == {"M", "W", "G"} for r in rows)
 
@@ -130,7 +133,7 @@ def test_benchmark_end_to_end_takes_turns():
         (wall2, net2), (wall3, net3) = r["jobs"]["2"], r["jobs"]["3"]
         assert wall3 > net3 > 0 and wall2 > net2 > 0, r
         assert r["wall_s"] == pytest.approx(wall3 - wall2) and r["net_s"] == pytest.approx(net3 - net2)
-        assert "source s1.jpg" in r["note"]
+        assert ("source s1.jpg" if bench.example_file(bench.EXAMPLE_PHOTO) else "synthetic picture") in r["note"]
     text = bench.format_end_to_end(results, 1)
     assert "animate end to end (1 interleaved round(s)" in text and "1.00x float32 eager" in text
 
