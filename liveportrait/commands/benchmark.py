@@ -37,11 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=number(int, 1), default=None, help="intra-op threads (default: all allowed CPUs)")
     p.add_argument("--image", help="source photo to animate (default: a synthetic picture)")
     p.add_argument("--video", help="driving video, already framed (default: a synthetic clip)")
-    p.add_argument("--end-to-end", type=number(int, 0), default=1, metavar="ROUNDS",
+    p.add_argument("--end-to-end", type=number(int, 0), default=0, metavar="ROUNDS",
                    help="rounds of whole animate jobs (the example photo and clip, animate's defaults: face found, "
                         "pasted back, encoded) timed for float32 eager, the reference's way, and for animate's "
                         "default, taking turns, each in its own process: wall and network seconds per frame "
-                        "(0: none)")
+                        "(default 0: none; at full size on a CPU an eager job takes minutes)")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--in-process", action="store_true",
                    help="run every row in this process (faster to start; peak memory then accumulates)")
