@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .sources import FrameSource
-from .stages import Stage, StageLoop, Timings, Work
+from .stages import Stage, StageLoop, Timings
 
 
 class MotionSmoother:
@@ -149,11 +149,8 @@ class LiveEngine:
                 out = self.mark(out)
         return out
 
-    def render(self, frame: np.ndarray) -> np.ndarray | None:
-        """Every step of one frame on this thread."""
-        return self._render(frame, Timings())
-
-    def _render(self, frame: np.ndarray, timings: Timings) -> np.ndarray | None:
+    def render(self, frame: np.ndarray, timings: Timings) -> np.ndarray | None:
+        """Every step of one frame, one after the other (the ``render`` stage)."""
         x_d = self.front(frame, timings)
         return None if x_d is None else self.back(x_d, timings)
 
@@ -161,7 +158,7 @@ class LiveEngine:
         """Tracking and M beside W+G (two threads), or every step on one render thread."""
         if overlap:
             return [Stage("front", self.front), Stage("back", self.back)]
-        return [Stage("render", self._render)]
+        return [Stage("render", self.render)]
 
     def overlaps(self) -> bool:
         """Whether overlapping the stages pays: where W+G runs on an accelerator, tracking and M beside it use
@@ -191,21 +188,14 @@ class LiveEngine:
         t0 = time.perf_counter()
         last_report = t0
         source.start()
-        # a test may replace render itself: then it runs here, one frame after the other
-        loop = None if "render" in vars(self) else StageLoop(self.stages(overlap)).start(source.box)
-        outbox = loop.output if loop is not None else source.box
+        loop = StageLoop(self.stages(overlap)).start(source.box)
         try:
             while max_frames is None or stats.rendered < max_frames:
-                item = outbox.take(timeout=0.5)
+                item = loop.output.take(timeout=0.5)
                 if item is None:
-                    if outbox.done:
+                    if loop.output.done:
                         break
                     continue
-                if loop is None:
-                    out = self.render(item.frame)
-                    if out is None:
-                        continue
-                    item = Work(item.index, item.time, out)
                 timings = item.timings
                 with timings.time("encode"):
                     sink(item.index, item.value)
@@ -222,8 +212,7 @@ class LiveEngine:
                     last_report = now
         finally:
             source.stop()
-            if loop is not None:
-                loop.stop()
+            loop.stop()
         stats.seconds = time.perf_counter() - t0
         stats.arrived = source.box.arrived
         stats.dropped = max(0, stats.arrived - stats.rendered)

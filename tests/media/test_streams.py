@@ -99,7 +99,7 @@ def test_live_engine_renders_the_newest_frame_and_drops_the_ones_it_missed():
     engine = LiveEngine(None, None)
     started = []
 
-    def render(frame):
+    def render(frame, timings):  # the render stage, on its thread
         i = int(frame[0])
         started.append(i)
         if i == 0:  # busy: frames 1-4 arrive now
@@ -109,7 +109,7 @@ def test_live_engine_renders_the_newest_frame_and_drops_the_ones_it_missed():
             source.rendered_4.set()
         return frame
 
-    engine.render = render
+    engine.render = render  # taken by the stage when run starts
     shown = []
     stats = engine.run(source, lambda index, out: shown.append((index, int(out[0]))), warmup=False)
     assert started == [0, 4, 5] and shown == [(0, 0), (4, 4), (5, 5)]
