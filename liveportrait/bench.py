@@ -52,25 +52,12 @@ CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf1
 
 
 def cpu_features(cpuinfo: str | None = None) -> tuple[str, dict[str, bool]]:
-    """(model name, {feature: present}) from ``/proc/cpuinfo`` (or its text); the model is
-    ``platform.processor()`` and every feature False where there is no such file."""
-    cpu = platform.processor() or platform.machine()
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-                cpuinfo = fh.read()
-        except OSError:
-            cpuinfo = ""
-    have: set[str] | None = None
-    named = False
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not named:
-            cpu, named = value.strip(), True
-        elif key.strip() == "flags" and have is None:
-            have = set(value.split())
-    have = have or set()
-    return cpu, {f: f in have for f in CPU_FEATURES}
+    """(model name, {feature: present}) from ``/proc/cpuinfo`` (or its text), as the precision rule reads it;
+    the model is ``platform.processor()`` and every feature False where there is no such file."""
+    from .speed.compute import cpu_info
+
+    model, flags = cpu_info(cpuinfo)
+    return model or platform.processor() or platform.machine(), {f: f in flags for f in CPU_FEATURES}
 
 
 def machine_description() -> str:

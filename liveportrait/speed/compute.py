@@ -44,10 +44,9 @@ BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 BF16_MEETS_BOUND = True
 
 
-def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
-    """Whether the CPU computes bfloat16 natively: ``amx_bf16`` or ``avx512_bf16`` among the flags in
-    ``/proc/cpuinfo`` (flags, not a timing: a timing changes with the load). ``cpuinfo``: another file of
-    that format, or its text; False where there is no such file (macOS, Windows) or no flags line."""
+def cpu_info(cpuinfo: str | os.PathLike | None = None) -> tuple[str | None, frozenset[str]]:
+    """(model name, flags) of the first CPU in ``/proc/cpuinfo``; ``cpuinfo``: another file of that format, or
+    its text. (None, no flags) where there is no such file (macOS, Windows) or no such lines."""
     if isinstance(cpuinfo, str) and "\n" in cpuinfo:
         text = cpuinfo
     else:
@@ -55,12 +54,21 @@ def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
             with open(cpuinfo or "/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
         except OSError:
-            return False
+            return None, frozenset()
+    model, flags = None, None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return bool(BF16_CPU_FLAGS & set(value.split()))
-    return False
+        if key.strip() == "model name" and model is None:
+            model = value.strip()
+        elif key.strip() == "flags" and flags is None:
+            flags = frozenset(value.split())
+    return model, flags or frozenset()
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively: ``amx_bf16`` or ``avx512_bf16`` among the flags in
+    ``/proc/cpuinfo`` (flags, not a timing: a timing changes with the load); False without them or the file."""
+    return bool(BF16_CPU_FLAGS & cpu_info(cpuinfo)[1])
 
 
 def resolve_precision(precision: str, device: str = "cpu", cpuinfo: str | os.PathLike | None = None) -> str:

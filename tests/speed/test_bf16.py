@@ -78,6 +78,16 @@ def test_auto_precision_follows_the_cpu_flags(extra, expected, tmp_path, monkeyp
     assert resolve_precision("auto", "cuda", cpuinfo=text) == "fp16"
 
 
+def test_the_benchmark_reports_the_features_the_precision_rule_reads():
+    from liveportrait.bench import cpu_features
+
+    text = CPUINFO.format(vendor="GenuineIntel", model="Intel Xeon Test", extra="avx512f amx_bf16")
+    model, features = cpu_features(text)
+    assert model == "Intel Xeon Test"
+    assert features["avx512f"] and features["amx_bf16"] and not features["avx512_bf16"]
+    assert cpu_features("no flags here\nat all\n")[1] == dict.fromkeys(features, False)
+
+
 def test_auto_precision_without_cpuinfo_is_fp32(tmp_path):
     assert cpu_has_native_bf16(tmp_path / "missing") is False
     assert cpu_has_native_bf16("no flags here\nat all\n") is False
